@@ -1,0 +1,50 @@
+# qubinode.airflow — the two commands a newcomer needs are `make up` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+HACK := hack
+RUN := source $(HACK)/lib.sh &&
+
+.PHONY: help bootstrap image up down test unit sanity lint molecule molecule-default molecule-distributed build bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t24
+
+bootstrap: ## Install podman, debootstrap and the controller tools, build the test-host image
+	@$(HACK)/bootstrap.sh
+
+image: ## Rebuild the test-host image
+	@$(HACK)/build-testhost-image.sh --force
+
+up: bootstrap ## Deploy the whole stack onto a local test host and print its URL
+	@$(HACK)/up.sh
+
+down: ## Remove the local test host of `make up`
+	@$(HACK)/down.sh
+
+test: bootstrap unit sanity lint molecule ## Everything CI runs
+
+unit: ## Unit tests
+	@$(RUN) pytest -q tests/unit
+
+sanity: ## ansible-test sanity on a clean copy of the collection
+	@$(HACK)/sanity.sh
+
+lint: ## ansible-lint with the production profile
+	@$(RUN) ansible-lint --profile production -q
+
+molecule: molecule-default molecule-distributed ## All molecule scenarios
+
+molecule-default: ## One host with the whole stack
+	@$(RUN) molecule test -s default
+
+molecule-distributed: ## PostgreSQL and Airflow on separate hosts
+	@$(RUN) molecule test -s distributed
+
+build: ## Build the collection tarball
+	@$(RUN) ansible-galaxy collection build --force --output-path .cache/dist
+
+bench: bootstrap ## Print the backbone figures (make up times, converge time, idle RSS)
+	@$(HACK)/bench-backbone.sh
+
+clean: down ## Remove caches and the project virtualenv
+	rm -rf .cache .venv .ansible tests/output
