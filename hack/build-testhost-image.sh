@@ -26,7 +26,9 @@ for unit in getty@tty1.service console-getty.service systemd-udevd.service \
   qa_sudo ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
 done
 echo 'qa-testhost' | qa_sudo tee "$rootfs/etc/hostname" >/dev/null
-qa_sudo rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+# No package lists: the roles must refresh them as on any fresh host.
+qa_sudo rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/lib/apt/lists/*
+qa_sudo touch -d 2000-01-01 "$rootfs"/var/lib/apt/lists
 
 qa_log "import $QA_IMAGE"
 qa_sudo tar -C "$rootfs" -c . | qa_sudo podman import --quiet \
