@@ -37,5 +37,4 @@ fi
 mkdir -p "$QA_CACHE/collections/ansible_collections/qubinode" "$QA_CACHE/pip" "$QA_CACHE/apt"
 ln -sfn "$QA_ROOT" "$QA_CACHE/collections/ansible_collections/qubinode/airflow"
 
-qa_sudo podman network exists "$QA_NETWORK" || qa_sudo podman network create "$QA_NETWORK" >/dev/null
 "$QA_ROOT/hack/build-testhost-image.sh"

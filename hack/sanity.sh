@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# ansible-test sanity on a clean copy of the collection: ansible-test scans the
+# whole collection root, so caches and virtualenvs must not be inside it.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+"$QA_ROOT/hack/ansible-test-offline-pip.sh"
+
+# Outside the checkout: inside it, ansible-test would list files through git
+# and skip the ignored copy.
+work=$(mktemp -d "${TMPDIR:-/tmp}/qa-sanity.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+dest="$work/ansible_collections/qubinode/airflow"
+mkdir -p "$dest"
+(cd "$QA_ROOT" && git ls-files -co --exclude-standard -z | tar --null -T - -c) | tar -x -C "$dest"
+cd "$dest"
+pyver=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+ansible-test sanity --local --python "$pyver" --color no "$@"

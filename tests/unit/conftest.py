@@ -1,0 +1,51 @@
+"""Helpers that run real ansible-playbook against localhost."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+class PlaybookRun:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.rc = proc.returncode
+        self.output = proc.stdout + proc.stderr
+        self.stats = {}
+        if proc.stdout.strip().startswith("{"):
+            self.stats = json.loads(proc.stdout)["stats"].get("localhost", {})
+
+    @property
+    def changed(self) -> int:
+        return self.stats.get("changed", 0)
+
+
+@pytest.fixture
+def run_playbook(tmp_path):
+    """Write a playbook into tmp_path and run it on localhost with a JSON callback."""
+
+    def run(body: str, *args: str, verbose: bool = False) -> PlaybookRun:
+        play = tmp_path / "play.yml"
+        play.write_text(textwrap.dedent(body))
+        env = dict(os.environ)
+        env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".cache" / "collections"))
+        env["ANSIBLE_LOCALHOST_WARNING"] = "false"
+        env["ANSIBLE_INVENTORY_UNPARSED_WARNING"] = "false"
+        if not verbose:
+            env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
+        cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(play), *args]
+        # The controller's own interpreter: it has the libraries the modules need.
+        cmd += ["-e", "ansible_python_interpreter=" + sys.executable]
+        if verbose:
+            cmd.append("-vvv")
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+        return PlaybookRun(proc)
+
+    return run

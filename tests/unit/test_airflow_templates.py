@@ -1,0 +1,91 @@
+"""The airflow role's templates rendered by real Ansible and read back the way
+systemd, the shell and Airflow read them."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+ROLE = ROOT / "roles" / "airflow"
+
+RENDER = """
+- hosts: localhost
+  gather_facts: false
+  vars_files:
+    - {role}/defaults/main.yml
+    - {role}/vars/main.yml
+    - {out}/test-vars.yml
+  tasks:
+    - name: Render
+      ansible.builtin.template:
+        src: "{role}/templates/{{{{ item }}}}.j2"
+        dest: "{out}/{{{{ item }}}}"
+        mode: "0600"
+      loop: [airflow.cfg, airflow.env]
+"""
+
+# Later vars_files win over the role defaults loaded before them.
+TEST_VARS = """
+secrets_values:
+  airflow_db_password: {db_password}
+  airflow_fernet_key: {fernet}
+  airflow_jwt_secret: jwt-secret
+  airflow_api_secret_key: api-secret
+airflow_db_host: db.example.com
+airflow_config:
+  core:
+    parallelism: 64
+  smtp:
+    smtp_host: mail.example.com
+"""
+
+
+def render(run_playbook, tmp_path, db_password="plain", fernet="k" * 43 + "="):
+    out = tmp_path / "out"
+    out.mkdir()
+    values = {"db_password": json.dumps(db_password), "fernet": json.dumps(fernet)}
+    (out / "test-vars.yml").write_text(TEST_VARS.format(**values))
+    result = run_playbook(RENDER.format(role=ROLE, out=out))
+    assert result.rc == 0, result.output
+    return out
+
+
+def shell_env(path, name):
+    script = f'set -a; . "{path}"; printf %s "${name}"'
+    return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["plain", 'quo"te', "dol$lar`tick`", "back\\slash", "sp ace/sl@sh:col%"],
+)
+def test_env_file_round_trips_awkward_passwords(run_playbook, tmp_path, password):
+    out = render(run_playbook, tmp_path, db_password=password)
+    from urllib.parse import unquote, urlsplit
+
+    url = shell_env(out / "airflow.env", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    parts = urlsplit(url)
+    assert parts.scheme == "postgresql+psycopg2"
+    assert parts.hostname == "db.example.com"
+    assert unquote(parts.password) == password
+
+
+def test_cfg_merges_user_settings_and_holds_no_secrets(run_playbook, tmp_path):
+    out = render(run_playbook, tmp_path)
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(out / "airflow.cfg")
+    assert cfg["core"]["parallelism"] == "64"
+    assert cfg["smtp"]["smtp_host"] == "mail.example.com"
+    assert cfg["core"]["auth_manager"].endswith("FabAuthManager")
+    assert cfg["core"]["load_examples"] == "False"
+    text = (out / "airflow.cfg").read_text()
+    for secret in ("jwt-secret", "api-secret", "k" * 43):
+        assert secret not in text
+    for key in ("fernet_key", "sql_alchemy_conn", "secret_key", "jwt_secret"):
+        assert key not in text
+    assert shell_env(out / "airflow.env", "AIRFLOW__API_AUTH__JWT_SECRET") == "jwt-secret"
