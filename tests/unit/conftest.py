@@ -12,6 +12,9 @@ import textwrap
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# The collection as Ansible imports it (hack/bootstrap.sh links it under .cache/collections).
+sys.path.insert(0, str(ROOT / ".cache" / "collections"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 
 class PlaybookRun:

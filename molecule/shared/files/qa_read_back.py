@@ -1,0 +1,43 @@
+"""Read connections, variables and pools back with the official apache-airflow-client.
+
+Usage: qa_read_back.py KIND ID [ID ...]; the API password comes from AIRFLOW_API_PASSWORD.
+Prints {id: object or null} as JSON: an independent reader of what the modules wrote.
+"""
+
+import json
+import os
+import sys
+import urllib.request
+
+from airflow_client import client
+from airflow_client.client.exceptions import NotFoundException
+
+URL = os.environ.get("AIRFLOW_API_URL", "http://127.0.0.1:8080")
+
+
+def token():
+    body = json.dumps({"username": "admin", "password": os.environ["AIRFLOW_API_PASSWORD"]}).encode()
+    req = urllib.request.Request(URL + "/auth/token", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.load(resp)["access_token"]
+
+
+def main(kind, ids):
+    conf = client.Configuration(host=URL, access_token=token())
+    out = {}
+    with client.ApiClient(conf) as api:
+        getter = {
+            "connections": client.ConnectionApi(api).get_connection,
+            "variables": client.VariableApi(api).get_variable,
+            "pools": client.PoolApi(api).get_pool,
+        }[kind]
+        for ident in ids:
+            try:
+                out[ident] = getter(ident).to_dict()
+            except NotFoundException:
+                out[ident] = None
+    json.dump(out, sys.stdout, default=str, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
