@@ -1,0 +1,429 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) qubinode.airflow contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: airflow_dag_repo
+short_description: Serve a git repository of DAGs, validated and pinned, as an Airflow DAG bundle
+version_added: 0.1.0
+description:
+  - Registers a git repository as an Airflow 3 DAG bundle (C(GitDagBundle) of apache-airflow-providers-git).
+  - Before a commit goes live it is checked out on this host into a staging directory and parsed with
+    the Airflow virtualenv, as the Airflow user - syntax errors, import errors (missing modules or
+    providers), DAG cycles, DAG ids that another bundle already serves, and secrets committed in the
+    repository (cloud keys, private keys, passwords in URIs, tokens). Any finding fails the task with a
+    per-file report and the repository keeps serving its previous commit; nothing is half-applied.
+  - The bundle is pinned to the validated commit (C(tracking_ref) is the commit SHA). The module returns
+    the previous and the current commit and the last validated ones; O(commit) pins an earlier one (a
+    rollback that stays put on re-runs).
+  - The list of repositories lives in the Airflow variable C(qubinode_dag_repos) (no credentials in it),
+    so every host reads the same list; this host's C(bundles.env) is rewritten from it and only the
+    services that must re-read it are restarted (a new pin restarts the dag-processor only). Other hosts
+    follow with M(qubinode.airflow.airflow_dag_bundles), which the playbook C(qubinode.airflow.dag_repos)
+    and the C(airflow) role run on each of them.
+  - Credentials (an HTTPS token or an SSH private key) are kept in the git-type Airflow connection
+    C(qubinode_git_<name>), never in airflow.cfg, the variable or the output.
+  - Must run on an Airflow host (it needs the Airflow virtualenv, git and root), normally the first
+    C(airflow_core) host.
+author: qubinode.airflow contributors (@qubinode)
+extends_documentation_fragment:
+  - qubinode.airflow.airflow_api
+attributes:
+  check_mode:
+    description: Resolves the ref with C(git ls-remote) and reports what would change; fetches, validates and writes nothing.
+    support: full
+  diff_mode:
+    description: Shows the repository's registry entry before and after (it holds no credentials).
+    support: full
+options:
+  name:
+    description: Bundle name, the namespace of the repository's DAGs in Airflow (letters, digits, C(_), C(-)).
+    type: str
+    required: true
+  url:
+    description: Git URL (C(https://...), C(git@host:path), C(ssh://...) or a path on this host). Required for O(state=present).
+    type: str
+  ref:
+    description: Branch, tag or full commit SHA to serve.
+    type: str
+    default: main
+  commit:
+    description: Pin exactly this commit (40 hex characters) instead of resolving O(ref); used to roll back.
+    type: str
+  subdir:
+    description: Directory of the repository that holds the DAGs.
+    type: str
+  refresh_interval:
+    description: Seconds between Airflow's own checks of the bundle (C(refresh_interval) of the bundle).
+    type: int
+    default: 300
+  pin:
+    description:
+      - V(true) serves the validated commit only. V(false) lets Airflow follow O(ref) on its own (every
+        O(refresh_interval)); later commits then go live without validation.
+    type: bool
+    default: true
+  username:
+    description: User for HTTPS token authentication.
+    type: str
+    default: x-access-token
+  token:
+    description: HTTPS access token. Kept in the connection C(qubinode_git_<name>).
+    type: str
+  ssh_private_key:
+    description: SSH private key (the key itself, not a path). Kept in the connection C(qubinode_git_<name>).
+    type: str
+  update_secrets:
+    description: When to write O(token) / O(ssh_private_key) into the connection (see M(qubinode.airflow.airflow_connection)).
+    type: str
+    default: on_create
+    choices: [always, on_create]
+  validate:
+    description: Parse the DAGs before going live. Turn off only to register a repository you trust as it is.
+    type: bool
+    default: true
+  secret_scan:
+    description: Refuse a commit that carries secrets.
+    type: bool
+    default: true
+  state:
+    description: V(absent) removes the bundle, its connection and its entry.
+    type: str
+    default: present
+    choices: [present, absent]
+  wait:
+    description: Wait until the repository's DAGs are parsed at the pinned commit, and return them.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for the parse.
+    type: int
+    default: 300
+  validation_timeout:
+    description: Seconds the DAG validation may take.
+    type: int
+    default: 300
+  airflow_venv:
+    description: The Airflow virtualenv on this host.
+    type: path
+    default: /opt/qubinode-airflow/venv
+  airflow_config_dir:
+    description: Directory of airflow.cfg and bundles.env.
+    type: path
+    default: /etc/airflow
+  airflow_user:
+    description: User that runs Airflow; the validation runs as this user.
+    type: str
+    default: airflow
+  work_dir:
+    description: Where git mirrors and staging trees are kept on this host.
+    type: path
+    default: /var/lib/airflow/dag-repos
+notes:
+  - Check mode does not run the validation; the apply may still refuse the commit.
+"""
+
+EXAMPLES = r"""
+- name: Serve the team's DAGs from the main branch
+  qubinode.airflow.airflow_dag_repo:
+    api_password: "{{ vault_airflow_admin_password }}"
+    name: platform
+    url: https://git.example.com/platform/dags.git
+    ref: main
+    subdir: dags
+    token: "{{ vault_git_token }}"
+  register: repo
+
+- name: Show what went live
+  ansible.builtin.debug:
+    msg: "{{ repo.commit }} (was {{ repo.previous_commit }}): {{ repo.dag_ids }}"
+
+- name: Roll back to the commit that was live before
+  qubinode.airflow.airflow_dag_repo:
+    api_password: "{{ vault_airflow_admin_password }}"
+    name: platform
+    url: https://git.example.com/platform/dags.git
+    subdir: dags
+    token: "{{ vault_git_token }}"
+    commit: "{{ repo.previous_commit }}"
+"""
+
+RETURN = r"""
+commit:
+  description: The commit the bundle is pinned to now.
+  returned: when state=present
+  type: str
+previous_commit:
+  description: The commit that was pinned before this run (null for a new repository).
+  returned: when state=present
+  type: str
+dag_ids:
+  description: DAG ids the validation found in the commit (and, with O(wait), that Airflow parsed).
+  returned: when state=present
+  type: list
+  elements: str
+import_errors:
+  description: Import errors Airflow reports for the bundle after the parse.
+  returned: when state=present and wait
+  type: list
+  elements: dict
+report:
+  description: On failure, one entry per finding - file, line (secrets), kind (syntax, import, duplicate, secret), message.
+  returned: on validation failure
+  type: list
+  elements: dict
+history:
+  description: The last validated commits of the repository, newest first (candidates for O(commit)).
+  returned: when state=present
+  type: list
+  elements: str
+restarted:
+  description: Services restarted on this host.
+  returned: always
+  type: list
+  elements: str
+bundle:
+  description: The bundle entry served (name, classpath, kwargs).
+  returned: when state=present
+  type: dict
+"""
+
+import os
+import pwd
+import shutil
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_text
+
+from ansible_collections.qubinode.airflow.plugins.module_utils._api import (
+    AirflowAPI,
+    AirflowAPIError,
+    airflow_api_argument_spec,
+)
+from ansible_collections.qubinode.airflow.plugins.module_utils._dag_repo import (
+    NAME_RE,
+    SHA_RE,
+    HISTORY,
+    Git,
+    RepoError,
+    apply_to_host,
+    bundle_entry,
+    conn_id_for,
+    read_registry,
+    scan_secrets,
+    validate_tree,
+    wait_healthy,
+    wait_parsed,
+    write_registry,
+)
+from ansible_collections.qubinode.airflow.plugins.module_utils._registry import ConnectionKind, Reconciler
+
+KEYS = ("url", "ref", "subdir", "pin", "refresh_interval", "git_conn_id", "commit")
+
+
+class DagRepo:
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.api = AirflowAPI(self.p)
+        self.name = self.p["name"]
+        self.result = dict(changed=False, restarted=[])
+
+    def credentials_connection(self, state):
+        p = self.p
+        item = dict(connection_id=conn_id_for(self.name), conn_type="git", host=p["url"], state=state,
+                    login=p["username"] if p["token"] else None, password=p["token"],
+                    secret_extra={"private_key": p["ssh_private_key"]} if p["ssh_private_key"] else None)
+        params = dict(connections=[item], state=state, exclusive=False, update_secrets=p["update_secrets"])
+        return Reconciler(ConnectionKind(), self.api, self.module.check_mode).run(
+            params, "connections", [], False)["changed"]
+
+    def validate(self, git, commit, registry):
+        p = self.p
+        repo_dir = os.path.join(p["work_dir"], self.name)
+        os.makedirs(p["work_dir"], 0o755, exist_ok=True)
+        git.fetch(os.path.join(repo_dir, "mirror.git"))
+        stage = tempfile.mkdtemp(prefix="staging-", dir=p["work_dir"])
+        try:
+            tree = git.export(os.path.join(repo_dir, "mirror.git"), commit, p["subdir"], os.path.join(stage, "tree"))
+            report = scan_secrets(tree) if p["secret_scan"] else []
+            dags = {}
+            if p["validate"]:
+                user = p["airflow_user"]
+                pw = None
+                try:
+                    pw = pwd.getpwnam(user)
+                    for base, dirs, files in os.walk(stage):
+                        for entry in [base] + [os.path.join(base, f) for f in dirs + files]:
+                            os.lchown(entry, pw.pw_uid, pw.pw_gid)
+                except KeyError:
+                    user = None
+                home = pw.pw_dir if pw else stage
+                env = dict(AIRFLOW_HOME=home, HOME=home, PYTHONDONTWRITEBYTECODE="1",
+                           AIRFLOW_CONFIG=os.path.join(p["airflow_config_dir"], "airflow.cfg"),
+                           AIRFLOW__CORE__LOAD_EXAMPLES="False")
+                dags, import_report = validate_tree(self.module, os.path.join(p["airflow_venv"], "bin", "python"),
+                                                    user, tree, env, p["validation_timeout"])
+                report += import_report
+                report += self.duplicates(dags)
+            if report:
+                raise RepoError("%s at %s refused: %d finding(s); %s" % (
+                    self.name, commit[:12], len(report),
+                    "still serving %s" % registry[self.name]["commit"][:12] if self.name in registry
+                    else "not registered"), report)
+            return dags
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+    def duplicates(self, dags):
+        found = []
+        for d in self.api.list_all("dags", "dags"):
+            if d["dag_id"] in dags and d.get("bundle_name") not in (None, self.name):
+                found.append(dict(file=dags[d["dag_id"]], kind="duplicate",
+                                  message="dag_id %r is already served by bundle %r" % (d["dag_id"], d["bundle_name"])))
+        return found
+
+    def present(self, registry):
+        p = self.p
+        if not p["url"]:
+            raise RepoError("url is required with state=present, for example url: https://git.example.com/dags.git")
+        old = registry.get(self.name)
+        git = Git(self.module, p["url"], p["token"], p["username"], p["ssh_private_key"])
+        try:
+            if p["commit"]:
+                commit = p["commit"]
+            else:
+                commit = git.resolve(p["ref"])
+            want = dict(url=p["url"], ref=p["ref"], subdir=p["subdir"], pin=p["pin"],
+                        refresh_interval=p["refresh_interval"], commit=commit,
+                        git_conn_id=conn_id_for(self.name) if (p["token"] or p["ssh_private_key"]) else None)
+            same = old is not None and all(old.get(k) == want[k] for k in KEYS)
+            self.result.update(commit=commit, previous_commit=old.get("commit") if old else None)
+            if same:
+                entry = dict(old)
+            else:
+                if self.module.check_mode:
+                    entry = dict(old or {}, **want)
+                else:
+                    dags = self.validate(git, commit, registry)
+                    history = [c for c in [commit] + ([old["commit"]] if old else []) + (old or {}).get("history", [])]
+                    seen, ordered = set(), []
+                    for c in history:
+                        if c not in seen:
+                            seen.add(c)
+                            ordered.append(c)
+                    entry = dict(want, dag_ids=sorted(dags), history=ordered[:HISTORY],
+                                 previous=old.get("commit") if old and old.get("commit") != commit else
+                                 (old or {}).get("previous"),
+                                 validated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                self.result["changed"] = True
+                if self.module._diff:
+                    self.result["diff"] = dict(before=old or {}, after=entry)
+        finally:
+            git.close()
+        conn_state = "present" if want["git_conn_id"] else "absent"
+        if self.credentials_connection(conn_state):
+            self.result["changed"] = True
+        new_registry = dict(registry)
+        new_registry[self.name] = entry
+        if self.result["changed"] and not same and not self.module.check_mode:
+            write_registry(self.api, new_registry)
+        self.apply_here(new_registry)
+        self.result.update(bundle=bundle_entry(self.name, entry), dag_ids=entry.get("dag_ids", []),
+                           history=entry.get("history", []))
+        if p["wait"] and not self.module.check_mode:
+            dag_ids, errors, done = wait_parsed(self.api, self.name, commit if p["pin"] else None,
+                                                entry.get("dag_ids", []), p["wait_timeout"])
+            self.result.update(dag_ids=dag_ids, import_errors=errors)
+            if not done:
+                raise RepoError("%s: Airflow did not parse %s at %s within %ss; look at the dag-processor's log"
+                                % (self.name, entry.get("dag_ids"), commit[:12], p["wait_timeout"]))
+
+    def apply_here(self, registry):
+        changed, restarted, _bundles = apply_to_host(
+            self.module, registry, self.p["airflow_config_dir"], self.p["airflow_user"], self.module.check_mode)
+        if changed:
+            self.result["changed"] = True
+            self.result["restarted"] = restarted
+            if "airflow-api-server" in restarted and not self.module.check_mode:
+                wait_healthy(self.api, self.p["wait_timeout"])
+
+    def absent(self, registry):
+        old = registry.get(self.name)
+        if old is not None:
+            self.result["changed"] = True
+            if self.module._diff:
+                self.result["diff"] = dict(before=old, after={})
+            new_registry = dict((k, v) for k, v in registry.items() if k != self.name)
+            if not self.module.check_mode:
+                write_registry(self.api, new_registry)
+            self.apply_here(new_registry)
+        else:
+            self.apply_here(registry)
+        if self.credentials_connection("absent"):
+            self.result["changed"] = True
+
+    def run(self):
+        if not NAME_RE.match(self.name or ""):
+            raise RepoError("name %r: use letters, digits, '_' and '-' (at most 100)" % self.name)
+        if self.p["commit"] and not SHA_RE.match(self.p["commit"]):
+            raise RepoError("commit %r: give the full 40-character SHA" % self.p["commit"])
+        registry = read_registry(self.api)
+        if self.p["state"] == "present":
+            self.present(registry)
+        else:
+            self.absent(registry)
+        return self.result
+
+
+def main():
+    spec = airflow_api_argument_spec()
+    spec.update(
+        name=dict(type="str", required=True),
+        url=dict(type="str"),
+        ref=dict(type="str", default="main"),
+        commit=dict(type="str"),
+        subdir=dict(type="str"),
+        refresh_interval=dict(type="int", default=300),
+        pin=dict(type="bool", default=True),
+        username=dict(type="str", default="x-access-token"),
+        token=dict(type="str", no_log=True),
+        ssh_private_key=dict(type="str", no_log=True),
+        update_secrets=dict(type="str", default="on_create", choices=["always", "on_create"]),
+        validate=dict(type="bool", default=True),
+        secret_scan=dict(type="bool", default=True),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=300),
+        validation_timeout=dict(type="int", default=300),
+        airflow_venv=dict(type="path", default="/opt/qubinode-airflow/venv"),
+        airflow_config_dir=dict(type="path", default="/etc/airflow"),
+        airflow_user=dict(type="str", default="airflow"),
+        work_dir=dict(type="path", default="/var/lib/airflow/dag-repos"),
+    )
+    module = AnsibleModule(
+        argument_spec=spec,
+        mutually_exclusive=[("token", "ssh_private_key")],
+        supports_check_mode=True,
+    )
+    repo = None
+    try:
+        repo = DagRepo(module)
+        result = repo.run()
+    except RepoError as e:
+        module.fail_json(msg=to_text(e.msg), report=e.report, changed=bool(repo and repo.result["changed"]))
+    except AirflowAPIError as e:
+        module.fail_json(msg=e.msg, status=e.status, changed=bool(repo and repo.result["changed"]))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
