@@ -100,7 +100,7 @@ class Git:
         out = self.run(["ls-remote", "--", self.url], what="git ls-remote")
         refs = {}
         for line in out.splitlines():
-            sha, _, name = line.partition("\t")
+            sha, _tab, name = line.partition("\t")
             refs[name] = sha
         for name in ("refs/heads/%s" % ref, "refs/tags/%s^{}" % ref, "refs/tags/%s" % ref, ref):
             if name in refs:
@@ -259,10 +259,21 @@ def base_bundles(config_file):
         return []
 
 
-def repinned(old, new):
-    """Names of bundles whose tracking_ref changed."""
-    before = dict((b.get("name"), b.get("kwargs", {}).get("tracking_ref")) for b in old or [])
-    return [b["name"] for b in new if b["name"] in before and before[b["name"]] != b.get("kwargs", {}).get("tracking_ref")]
+def stale_clones(old, new):
+    """Bundle storage to drop before the services start again: a GitDagBundle's working clone cannot
+    check out a tracking_ref SHA it has not fetched (apache/airflow#71388), and its bare clone keeps
+    the URL it was made from. Both are caches that Airflow rebuilds at start."""
+    before = dict((b.get("name"), b.get("kwargs", {})) for b in old or [])
+    drop = []
+    for b in new:
+        if b.get("classpath") != GIT_BUNDLE:
+            continue
+        was, now = before.get(b["name"]), b.get("kwargs", {})
+        if was is None or was.get("repo_url") != now.get("repo_url"):
+            drop += [(b["name"], "tracking_repo"), (b["name"], "bare")]
+        elif was.get("tracking_ref") != now.get("tracking_ref"):
+            drop.append((b["name"], "tracking_repo"))
+    return drop
 
 
 def read_env_file(path):
@@ -338,12 +349,10 @@ def apply_to_host(module, registry, config_dir, group, check_mode):
     if not check_mode:
         units = [u for u in restart if os.path.exists("/etc/systemd/system/%s.service" % u)]
         _systemctl(module, "stop", units)
-        # A GitDagBundle's working clone cannot check out a new tracking_ref SHA it has not fetched
-        # (apache/airflow#71388); it is a cache, rebuilt from the bundle's bare clone at start.
         storage = _config(os.path.join(config_dir, "airflow.cfg"), "dag_bundle_storage_path",
                           os.path.join(tempfile.gettempdir(), "airflow", "dag_bundles"))
-        for name in repinned(effective_old, bundles):
-            shutil.rmtree(os.path.join(storage, name, "tracking_repo"), ignore_errors=True)
+        for name, part in stale_clones(effective_old, bundles):
+            shutil.rmtree(os.path.join(storage, name, part), ignore_errors=True)
         _systemctl(module, "start", units)
     return True, list(restart), bundles
 
@@ -384,4 +393,3 @@ def wait_parsed(api, name, commit, expected, timeout):
         if time.time() >= deadline:
             return sorted(dags), errors, False
         time.sleep(2)
-

@@ -314,7 +314,7 @@ class DagRepo:
                     entry = dict(old or {}, **want)
                 else:
                     dags = self.validate(git, commit, registry)
-                    history = [c for c in [commit] + ([old["commit"]] if old else []) + (old or {}).get("history", [])]
+                    history = [commit] + ([old["commit"]] if old else []) + (old or {}).get("history", [])
                     seen, ordered = set(), []
                     for c in history:
                         if c not in seen:

@@ -78,11 +78,17 @@ def test_bad_input_fails_with_the_field_named(fake, run_playbook):
     assert "pools[0] (kvm_builds): slots must be a number of slots" in run.output
 
 
-@pytest.mark.parametrize("plugin", ["airflow_connection", "airflow_variable", "airflow_pool"])
-def test_ansible_doc_renders(plugin):
-    env = dict(os.environ)
-    proc = subprocess.run(["ansible-doc", "qubinode.airflow." + plugin], capture_output=True, text=True,
-                          env=env, check=False)
+@pytest.mark.parametrize("kind, plugin, option", [
+    ("module", "airflow_connection", "api_url"),
+    ("module", "airflow_variable", "api_url"),
+    ("module", "airflow_pool", "api_url"),
+    ("module", "airflow_dag_repo", "ssh_private_key"),
+    ("module", "airflow_dag_bundles", "api_url"),
+    ("lookup", "airflow_dag_repos", "repositories"),
+])
+def test_ansible_doc_renders(kind, plugin, option):
+    proc = subprocess.run(["ansible-doc", "-t", kind, "qubinode.airflow." + plugin], capture_output=True,
+                          text=True, env=dict(os.environ), check=False)
     assert proc.returncode == 0, proc.stderr
-    assert "api_url" in proc.stdout and "EXAMPLES" in proc.stdout
+    assert option in proc.stdout and "EXAMPLES" in proc.stdout
     assert "WARNING" not in proc.stderr

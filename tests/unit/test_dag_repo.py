@@ -1,0 +1,199 @@
+"""Git DAG repositories: secret scan, git resolution on real repositories, the host's bundle list."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from ansible_collections.qubinode.airflow.plugins.module_utils import _dag_repo as dr
+
+
+class Runner:
+    """The one AnsibleModule method the code uses, run for real."""
+
+    def run_command(self, args, cwd=None, environ_update=None):
+        env = dict(os.environ, **(environ_update or {}))
+        proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+        return proc.returncode, proc.stdout, proc.stderr
+
+
+def git(*args, cwd=None):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    """A bare repository with two commits on main and a tag, pushed from a work tree."""
+    bare, work = tmp_path / "up.git", tmp_path / "work"
+    git("init", "-q", "--bare", "-b", "main", str(bare))
+    git("init", "-q", "-b", "main", str(work))
+    git("config", "user.email", "qa@example.com", cwd=work)
+    git("config", "user.name", "qa", cwd=work)
+    (work / "dags").mkdir()
+    (work / "dags" / "one.py").write_text("x = 1\n")
+    (work / "README").write_text("top\n")
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "one", cwd=work)
+    git("tag", "v1", cwd=work)
+    (work / "dags" / "two.py").write_text("y = 2\n")
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "two", cwd=work)
+    git("push", "-q", str(bare), "main", "--tags", cwd=work)
+    return dict(url=str(bare), work=work, v1=git("rev-parse", "v1", cwd=work), head=git("rev-parse", "HEAD", cwd=work))
+
+
+# -- secret scan ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("line, kind", [
+    ('KEY = "AKIAQ7EXAMPLE2345678"', "AWS access key id"),
+    ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY12", "AWS secret access key"),
+    ("-----BEGIN OPENSSH PRIVATE KEY-----", "private key"),
+    ("-----BEGIN RSA PRIVATE KEY-----", "private key"),
+    ('DB = "postgresql://etl:hunter22@db.example.com/dw"', "password in a URI"),
+    ("token = 'ghp_" + "a" * 36 + "'", "GitHub token"),
+    ("SLACK = 'xoxb-1234567890-abcdefghij'", "Slack token"),
+])
+def test_secret_scan_finds(tmp_path, line, kind):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "settings.py").write_text("# config\n" + line + "\n")
+    (finding,) = dr.scan_secrets(str(tmp_path))
+    assert finding["file"] == "sub/settings.py" and finding["line"] == 2
+    assert finding["message"].startswith(kind)
+    assert line.split("=")[-1].strip(" '\"") not in json.dumps(finding)  # the value is never repeated
+
+
+@pytest.mark.parametrize("line", [
+    'URL = "postgresql://user:password@db.example.com/dw"',
+    'URL = "postgresql://etl:${DB_PASSWORD}@db/dw"',
+    'URL = "https://github.com/org/repo.git"',
+    'URL = "mysql://etl:***@db/dw"',
+    "aws_region = 'us-east-1'",
+    "from airflow.sdk import dag  # AKIA in a comment is short",
+])
+def test_secret_scan_leaves_ordinary_code(tmp_path, line):
+    (tmp_path / "dag.py").write_text(line + "\n")
+    assert dr.scan_secrets(str(tmp_path)) == []
+
+
+def test_secret_scan_skips_binary_files(tmp_path):
+    (tmp_path / "blob.bin").write_bytes(b"\0AKIAQ7EXAMPLE2345678")
+    assert dr.scan_secrets(str(tmp_path)) == []
+
+
+# -- git -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ref, expect", [("main", "head"), ("v1", "v1")])
+def test_resolve_reads_branches_and_tags_without_writing(upstream, ref, expect, tmp_path):
+    g = dr.Git(Runner(), upstream["url"], workdir=str(tmp_path))
+    try:
+        assert g.resolve(ref) == upstream[expect]
+        assert g.resolve(upstream["v1"]) == upstream["v1"]  # a full SHA is taken as it is
+    finally:
+        g.close()
+
+
+def test_unknown_ref_is_a_clear_error(upstream, tmp_path):
+    g = dr.Git(Runner(), upstream["url"], workdir=str(tmp_path))
+    with pytest.raises(dr.RepoError, match="ref 'nope' is not a branch or tag of .*full 40-character commit SHA"):
+        g.resolve("nope")
+    g.close()
+
+
+def test_fetch_and_export_a_subdir_at_a_commit(upstream, tmp_path):
+    g = dr.Git(Runner(), upstream["url"], workdir=str(tmp_path))
+    mirror = str(tmp_path / "mirror.git")
+    g.fetch(mirror)
+    tree = g.export(mirror, upstream["v1"], "dags", str(tmp_path / "stage"))
+    assert sorted(os.listdir(tree)) == ["one.py"]
+    with pytest.raises(dr.RepoError, match="commit 0{40} is not in"):
+        g.export(mirror, "0" * 40, "dags", str(tmp_path / "stage2"))
+    g.close()
+
+
+def test_credentials_travel_in_the_environment_only(tmp_path):
+    g = dr.Git(Runner(), "https://git.example.com/r.git", token="tok-123", workdir=str(tmp_path))
+    assert g.env["GIT_CONFIG_KEY_0"] == "http.extraHeader"
+    assert g.env["GIT_CONFIG_VALUE_0"].startswith("Authorization: Basic ")
+    assert "tok-123" not in json.dumps(g.env)  # base64 in a header, not the token as text
+    key = dr.Git(Runner(), "git@git.example.com:r.git", ssh_private_key="-----KEY-----", workdir=str(tmp_path))
+    path = key.env["GIT_SSH_COMMAND"].split()[2]
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    key.close()
+    assert not os.path.exists(path)
+
+
+# -- the host's bundle list --------------------------------------------------------------------------
+
+BASE = [{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+         "kwargs": {"path": "/var/lib/airflow/dags"}}]
+
+
+@pytest.fixture
+def confdir(tmp_path):
+    storage = tmp_path / "bundles"
+    (tmp_path / "airflow.cfg").write_text(
+        "[dag_processor]\ndag_bundle_storage_path = %s\ndag_bundle_config_list = %s\n" % (storage, json.dumps(BASE)))
+    return tmp_path
+
+
+def repo(commit, **kw):
+    return dict(dict(url="https://git.example.com/r.git", ref="main", subdir="dags", pin=True,
+                     refresh_interval=300, commit=commit, git_conn_id=None), **kw)
+
+
+def test_bundles_env_is_written_once_and_read_back(confdir):
+    registry = {"platform": repo("a" * 40)}
+    changed, restarted, bundles = dr.apply_to_host(Runner(), registry, str(confdir), "airflow", False)
+    assert changed and set(restarted) == set(dr.ALL_SERVICES)
+    assert [b["name"] for b in bundles] == ["dags-folder", "platform"]
+    assert bundles[1]["kwargs"]["tracking_ref"] == "a" * 40 and bundles[1]["classpath"] == dr.GIT_BUNDLE
+    assert dr.read_env_file(str(confdir / "bundles.env")) == bundles
+    assert oct(os.stat(confdir / "bundles.env").st_mode & 0o777) == "0o644"
+    assert dr.apply_to_host(Runner(), registry, str(confdir), "airflow", False) == (False, [], bundles)
+
+
+def test_a_new_pin_restarts_the_dag_processor_only_and_drops_its_stale_clone(confdir):
+    dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), "airflow", False)
+    stale = confdir / "bundles" / "platform" / "tracking_repo"
+    stale.mkdir(parents=True)
+    (confdir / "bundles" / "platform" / "versions").mkdir()
+    changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), "airflow", False)
+    assert changed and restarted == ["airflow-dag-processor"]
+    assert not stale.exists() and (confdir / "bundles" / "platform" / "versions").exists()
+
+
+def test_a_new_or_moved_repository_drops_all_its_old_clones(confdir):
+    leftovers = [confdir / "bundles" / "platform" / d for d in ("tracking_repo", "bare", "versions")]
+    for d in leftovers:
+        d.mkdir(parents=True)
+    dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), "airflow", False)
+    assert [d.exists() for d in leftovers] == [False, False, True]
+    for d in leftovers[:2]:
+        d.mkdir()
+    moved = repo("a" * 40, url="https://elsewhere.example.com/r.git")
+    assert set(dr.apply_to_host(Runner(), {"platform": moved}, str(confdir), "airflow", False)[1]) == set(dr.ALL_SERVICES)
+    assert [d.exists() for d in leftovers] == [False, False, True]
+
+
+def test_check_mode_reports_and_writes_nothing(confdir):
+    changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), "airflow", True)
+    assert changed and restarted
+    assert not (confdir / "bundles.env").exists()
+
+
+def test_removing_the_last_repository_removes_the_file(confdir):
+    dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), "airflow", False)
+    changed, restarted, bundles = dr.apply_to_host(Runner(), {}, str(confdir), "airflow", False)
+    assert changed and set(restarted) == set(dr.ALL_SERVICES) and bundles == BASE
+    assert not (confdir / "bundles.env").exists()
+    assert dr.apply_to_host(Runner(), {}, str(confdir), "airflow", False)[0] is False
+
+
+def test_unpinned_repository_tracks_its_ref(confdir):
+    _c, _r, bundles = dr.apply_to_host(Runner(), {"p": repo("a" * 40, pin=False, git_conn_id="qubinode_git_p")},
+                                       str(confdir), "airflow", False)
+    assert bundles[1]["kwargs"]["tracking_ref"] == "main"
+    assert bundles[1]["kwargs"]["git_conn_id"] == "qubinode_git_p"
