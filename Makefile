@@ -4,7 +4,7 @@ SHELL := /bin/bash
 HACK := hack
 RUN := source $(HACK)/lib.sh &&
 
-.PHONY: help bootstrap image up down test unit sanity lint molecule molecule-default molecule-distributed build bench bench-backbone bench-registration clean
+.PHONY: help bootstrap image up down test unit sanity lint molecule molecule-default molecule-distributed build bench bench-backbone bench-registration bench-dag-repo clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t24
@@ -43,13 +43,16 @@ molecule-distributed: ## PostgreSQL and Airflow on separate hosts
 build: ## Build the collection tarball
 	@$(RUN) ansible-galaxy collection build --force --output-path .cache/dist
 
-bench: bench-backbone bench-registration ## Print every benchmark's figures
+bench: bench-backbone bench-registration bench-dag-repo ## Print every benchmark's figures
 
 bench-backbone: bootstrap ## make up times, second converge time, idle RSS
 	@$(HACK)/bench-backbone.sh
 
 bench-registration: bootstrap ## 500 connections in one task vs a loop of `airflow connections add`
 	@$(HACK)/bench-registration.sh
+
+bench-dag-repo: bootstrap ## git push until the new DAG is served: pinned, tracking with/without refresh request
+	@$(HACK)/bench-dag-repo.sh
 
 clean: down ## Remove caches and the project virtualenv
 	rm -rf .cache .venv .ansible tests/output
