@@ -111,6 +111,10 @@ class Kind:
     fields = ()
     secret_fields = ()
     protected = ()
+    # Objects that airflow_dag_repo owns (its registry variable, its git connections): exclusive mode
+    # of the generic modules never removes them, or a declared set of variables would unregister
+    # every DAG repository.
+    owned_elsewhere = ()
 
     def validate(self, item, where):
         ident = item.get(self.key)
@@ -153,6 +157,7 @@ class ConnectionKind(Kind):
     label, path, items_key, key = "connection", "connections", "connections", "connection_id"
     fields = ("conn_type", "description", "host", "login", "schema", "port", "password", "extra")
     secret_fields = ("password",)
+    owned_elsewhere = ("qubinode_git_*",)
 
     def validate(self, item, where):
         Kind.validate(self, item, where)
@@ -208,6 +213,7 @@ class ConnectionKind(Kind):
 class VariableKind(Kind):
     label, path, items_key, key = "variable", "variables", "variables", "key"
     fields = ("value", "description")
+    owned_elsewhere = ("qubinode_dag_repos",)
 
     def validate(self, item, where):
         Kind.validate(self, item, where)
@@ -379,7 +385,7 @@ class Reconciler:
             for ident in sorted(existing):
                 if ident in declared or ident in kind.protected:
                     continue
-                if any(fnmatch.fnmatchcase(ident, pat) for pat in keep):
+                if any(fnmatch.fnmatchcase(ident, pat) for pat in tuple(keep) + kind.owned_elsewhere):
                     continue
                 delete.append(ident)
         return create, update, delete, unknown

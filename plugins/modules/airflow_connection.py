@@ -116,13 +116,13 @@ options:
   exclusive:
     description:
       - Remove every connection that is not declared in O(connections), so the declared set is the whole truth.
-      - Connections whose id matches a pattern in O(exclusive_keep) are left alone.
+      - Connections whose id matches a pattern in O(exclusive_keep) are left alone, and so are the
+        C(qubinode_git_*) connections that M(qubinode.airflow.airflow_dag_repo) manages.
     type: bool
     default: false
   exclusive_keep:
     description:
-      - Shell-style patterns of connection ids that O(exclusive=true) never removes, for example
-        the C(qubinode_git_*) connections that M(qubinode.airflow.airflow_dag_repo) manages.
+      - Shell-style patterns of connection ids that O(exclusive=true) never removes.
     type: list
     elements: str
     default: []

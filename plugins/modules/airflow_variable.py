@@ -76,7 +76,8 @@ options:
   exclusive:
     description:
       - Remove every variable that is not declared in O(variables), so the declared set is the whole truth.
-      - Variables whose key matches a pattern in O(exclusive_keep) are left alone.
+      - Variables whose key matches a pattern in O(exclusive_keep) are left alone, and so is the variable
+        C(qubinode_dag_repos), the list of repositories that M(qubinode.airflow.airflow_dag_repo) manages.
     type: bool
     default: false
   exclusive_keep:

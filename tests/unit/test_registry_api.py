@@ -186,6 +186,15 @@ def test_exclusive_removes_what_is_not_declared_but_keeps_patterns_and_default_p
     assert result["deleted"] == ["b"] and sorted(fake.store["pools"]) == ["a", "default_pool"]
 
 
+def test_exclusive_spares_what_airflow_dag_repo_owns(fake):
+    apply(fake, "connections", connections=conns(1) + [dict(connection_id="qubinode_git_dags", conn_type="git")])
+    apply(fake, "variables", variables=[dict(key="qubinode_dag_repos", value="{}"), dict(key="old", value="1")])
+    assert apply(fake, "connections", connections=[], exclusive=True)["deleted"] == ["c000"]
+    assert apply(fake, "variables", variables=[dict(key="env", value="prod")], exclusive=True)["deleted"] == ["old"]
+    assert "qubinode_git_dags" in fake.store["connections"]
+    assert sorted(fake.store["variables"]) == ["env", "qubinode_dag_repos"]
+
+
 def test_absent_removes_and_is_then_unchanged(fake):
     apply(fake, "variables", variables=[dict(key="a", value="1"), dict(key="b", value="2")])
     assert apply(fake, "variables", key="a", state="absent")["deleted"] == ["a"]
