@@ -162,7 +162,7 @@ EXAMPLES = r"""
         host: https://hooks.slack.com
         secret_extra: {token: "{{ vault_slack_token }}"}
     exclusive: true
-    exclusive_keep: ["qubinode_git_*"]
+    exclusive_keep: ["team_b_*"]   # connections another team declares
 
 - name: Remove one
   qubinode.airflow.airflow_connection:
