@@ -34,7 +34,11 @@ GIT_BUNDLE = "airflow.providers.git.bundles.git.GitDagBundle"
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 HISTORY = 10
-ALL_SERVICES = ("airflow-dag-processor", "airflow-scheduler", "airflow-triggerer", "airflow-api-server")
+# Every unit that reads bundles.env; on a host only those installed are restarted (a Temporal worker
+# host has just the worker).
+ALL_SERVICES = ("airflow-dag-processor", "airflow-scheduler", "airflow-triggerer", "airflow-api-server",
+                "airflow-temporal-worker")
+UNIT_DIR = "/etc/systemd/system"
 
 # What a repository must not carry. Findings name the file, line and kind, never the value.
 SECRET_PATTERNS = (
@@ -346,15 +350,15 @@ def apply_to_host(module, registry, config_dir, group, check_mode):
                 f.write(text)
             os.chmod(tmp, 0o644)
             os.rename(tmp, env_file)
+    units = [u for u in restart if os.path.exists(os.path.join(UNIT_DIR, "%s.service" % u))]
     if not check_mode:
-        units = [u for u in restart if os.path.exists("/etc/systemd/system/%s.service" % u)]
         _systemctl(module, "stop", units)
         storage = _config(os.path.join(config_dir, "airflow.cfg"), "dag_bundle_storage_path",
                           os.path.join(tempfile.gettempdir(), "airflow", "dag_bundles"))
         for name, part in stale_clones(effective_old, bundles):
             shutil.rmtree(os.path.join(storage, name, part), ignore_errors=True)
         _systemctl(module, "start", units)
-    return True, list(restart), bundles
+    return True, units, bundles
 
 
 def _systemctl(module, verb, units):

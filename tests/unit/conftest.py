@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -52,3 +54,35 @@ def run_playbook(tmp_path):
         return PlaybookRun(proc)
 
     return run
+
+
+TEMPORAL = pathlib.Path(sys.executable).parent / "temporal"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def temporal(tmp_path_factory):
+    """A real Temporal server with the namespace `airflow`, state in a temporary file."""
+    data = tmp_path_factory.mktemp("temporal")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(TEMPORAL), "server", "start-dev", "--headless", "--db-filename", str(data / "t.db"), "--ip", "127.0.0.1",
+         "--port", str(port), "--http-port", str(free_port()), "--metrics-port", str(free_port()),
+         "--namespace", "airflow", "--log-level", "error"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    address = "127.0.0.1:%d" % port
+    deadline = time.monotonic() + 30
+    while "SERVING" not in subprocess.run([str(TEMPORAL), "operator", "cluster", "health", "--address", address],
+                                          capture_output=True, text=True, check=False).stdout:
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the Temporal server did not start")
+        time.sleep(0.5)
+    yield address
+    proc.terminate()
+    proc.wait(30)

@@ -14,7 +14,12 @@ from ansible_collections.qubinode.airflow.plugins.module_utils import _dag_repo 
 class Runner:
     """The one AnsibleModule method the code uses, run for real."""
 
+    systemctl = []
+
     def run_command(self, args, cwd=None, environ_update=None):
+        if args[0] == "systemctl":  # the host's init system: recorded, not run
+            Runner.systemctl.append(args[1:])
+            return 0, "", ""
         env = dict(os.environ, **(environ_update or {}))
         proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
         return proc.returncode, proc.stdout, proc.stderr
@@ -132,11 +137,22 @@ BASE = [{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.loc
 
 
 @pytest.fixture
-def confdir(tmp_path):
+def confdir(tmp_path, monkeypatch):
+    """An Airflow core host: airflow.cfg with the local bundle, and every Airflow unit installed."""
+    units = tmp_path / "units"
+    units.mkdir()
+    for unit in dr.ALL_SERVICES:
+        if unit != "airflow-temporal-worker":
+            (units / ("%s.service" % unit)).write_text("")
+    monkeypatch.setattr(dr, "UNIT_DIR", str(units))
+    Runner.systemctl = []
     storage = tmp_path / "bundles"
     (tmp_path / "airflow.cfg").write_text(
         "[dag_processor]\ndag_bundle_storage_path = %s\ndag_bundle_config_list = %s\n" % (storage, json.dumps(BASE)))
     return tmp_path
+
+
+CORE_UNITS = {"airflow-dag-processor", "airflow-scheduler", "airflow-triggerer", "airflow-api-server"}
 
 
 def repo(commit, **kw):
@@ -147,7 +163,7 @@ def repo(commit, **kw):
 def test_bundles_env_is_written_once_and_read_back(confdir):
     registry = {"platform": repo("a" * 40)}
     changed, restarted, bundles = dr.apply_to_host(Runner(), registry, str(confdir), "airflow", False)
-    assert changed and set(restarted) == set(dr.ALL_SERVICES)
+    assert changed and set(restarted) == CORE_UNITS
     assert [b["name"] for b in bundles] == ["dags-folder", "platform"]
     assert bundles[1]["kwargs"]["tracking_ref"] == "a" * 40 and bundles[1]["classpath"] == dr.GIT_BUNDLE
     assert dr.read_env_file(str(confdir / "bundles.env")) == bundles
@@ -174,7 +190,7 @@ def test_a_new_or_moved_repository_drops_all_its_old_clones(confdir):
     for d in leftovers[:2]:
         d.mkdir()
     moved = repo("a" * 40, url="https://elsewhere.example.com/r.git")
-    assert set(dr.apply_to_host(Runner(), {"platform": moved}, str(confdir), "airflow", False)[1]) == set(dr.ALL_SERVICES)
+    assert set(dr.apply_to_host(Runner(), {"platform": moved}, str(confdir), "airflow", False)[1]) == CORE_UNITS
     assert [d.exists() for d in leftovers] == [False, False, True]
 
 
@@ -187,7 +203,7 @@ def test_check_mode_reports_and_writes_nothing(confdir):
 def test_removing_the_last_repository_removes_the_file(confdir):
     dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), "airflow", False)
     changed, restarted, bundles = dr.apply_to_host(Runner(), {}, str(confdir), "airflow", False)
-    assert changed and set(restarted) == set(dr.ALL_SERVICES) and bundles == BASE
+    assert changed and set(restarted) == CORE_UNITS and bundles == BASE
     assert not (confdir / "bundles.env").exists()
     assert dr.apply_to_host(Runner(), {}, str(confdir), "airflow", False)[0] is False
 
@@ -197,3 +213,16 @@ def test_unpinned_repository_tracks_its_ref(confdir):
                                        str(confdir), "airflow", False)
     assert bundles[1]["kwargs"]["tracking_ref"] == "main"
     assert bundles[1]["kwargs"]["git_conn_id"] == "qubinode_git_p"
+
+
+def test_a_worker_host_restarts_its_worker_for_a_new_repository_only(confdir):
+    units = confdir / "units"
+    for unit in units.iterdir():
+        unit.unlink()
+    (units / "airflow-temporal-worker.service").write_text("")
+    changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), "airflow", False)
+    assert changed and restarted == ["airflow-temporal-worker"]
+    assert Runner.systemctl == [["stop", "airflow-temporal-worker"], ["start", "airflow-temporal-worker"]]
+    # A new pin matters to dag-processors only; task attempts get their commit in the workload.
+    changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), "airflow", False)
+    assert changed and restarted == []

@@ -1,0 +1,91 @@
+# Copyright (c) qubinode.airflow contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The one message format of the executor and the worker.
+
+A task attempt travels as `TaskAttempt` (the Airflow workload as JSON plus how Temporal should run
+it) and comes back as `AttemptResult`. This module imports neither Airflow nor anything that is
+not deterministic, so Temporal's workflow sandbox can load it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WORKFLOW_NAME = "airflow-task-attempt"
+ACTIVITY_NAME = "run-airflow-task"
+WORKFLOW_ID_PREFIX = "airflow-ti-"
+SECTION = "qubinode_temporal"
+DEFAULTS = {
+    "address": "127.0.0.1:7233",
+    "namespace": "airflow",
+    "task_queue": "airflow-tasks",
+    "heartbeat_timeout": "30",
+    "task_timeout": "604800",
+    "max_attempts": "3",
+    "worker_concurrency": "4",
+}
+# The child process exits with this code when Airflow refuses to start the attempt (it already
+# ran or finished elsewhere): nothing for another worker to try.
+EXIT_REFUSED = 75
+
+
+@dataclass
+class TaskAttempt:
+    workload: str
+    """The Airflow ExecuteTask workload, as its own JSON."""
+    summary: str
+    heartbeat_timeout: int
+    task_timeout: int
+    max_attempts: int
+
+
+@dataclass
+class AttemptResult:
+    exit_code: int
+    worker: str
+    attempt: int
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass(frozen=True)
+class Settings:
+    address: str
+    namespace: str
+    task_queue: str
+    heartbeat_timeout: int
+    task_timeout: int
+    max_attempts: int
+    worker_concurrency: int
+
+    @classmethod
+    def from_getter(cls, get) -> Settings:
+        """`get(option, fallback)` reads one option of [qubinode_temporal]."""
+        values = {name: get(name, default) for name, default in DEFAULTS.items()}
+        errors = []
+        for name in ("heartbeat_timeout", "task_timeout", "max_attempts", "worker_concurrency"):
+            try:
+                values[name] = int(values[name])
+                if values[name] < 1:
+                    raise ValueError
+            except (TypeError, ValueError):
+                errors.append("[%s] %s = %r is not a positive whole number" % (SECTION, name, values[name]))
+        if ":" not in str(values["address"]):
+            errors.append("[%s] address = %r: give host:port of the Temporal frontend, for example "
+                          "temporal.example.com:7233" % (SECTION, values["address"]))
+        if errors:
+            raise ValueError("; ".join(errors))
+        return cls(**values)
+
+    @classmethod
+    def from_airflow(cls) -> Settings:
+        from airflow.configuration import conf
+
+        return cls.from_getter(lambda name, default: conf.get(SECTION, name, fallback=default))
+
+
+def workflow_id(external_executor_id: str) -> str:
+    """One workflow per task attempt: the scheduler gives each queued attempt a fresh UUID."""
+    return WORKFLOW_ID_PREFIX + external_executor_id

@@ -1,0 +1,213 @@
+# Copyright (c) qubinode.airflow contributors
+# SPDX-License-Identifier: Apache-2.0
+"""An Airflow executor that runs every task attempt as one Temporal workflow.
+
+    [core] executor = Temporal:qubinode_airflow.temporal.executor.TemporalExecutor
+
+The scheduler gives each queued attempt a fresh UUID (pre_assigns_external_executor_id); the
+workflow id is made from it, so a restarted scheduler finds and adopts the attempts still running.
+The task's own state is written by the task runner through Airflow's Execution API; this executor
+reports only whether the attempt's process finished cleanly, as every Airflow executor does.
+Temporal's client is asyncio-based: it lives on an event loop in a thread of its own, and the
+scheduler's loop exchanges work with it through thread-safe calls and a queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from airflow.executors import workloads
+from airflow.executors.base_executor import BaseExecutor
+from qubinode_airflow.temporal.codec import (
+    EXIT_REFUSED,
+    WORKFLOW_NAME,
+    AttemptResult,
+    Settings,
+    TaskAttempt,
+    workflow_id,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+CALL_TIMEOUT = 30
+
+
+class TemporalExecutor(BaseExecutor):
+    pre_assigns_external_executor_id = True
+    supports_ad_hoc_ti_run = True
+    serve_logs = False
+    is_local = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.settings = Settings.from_airflow()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: Client | None = None
+        self._results: queue.SimpleQueue = queue.SimpleQueue()
+        self._workflows: dict[TaskInstanceKey, str] = {}
+
+    # -- the event loop thread --------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="temporal-executor", daemon=True)
+        self._thread.start()
+        self._client = self._call(Client.connect(self.settings.address, namespace=self.settings.namespace))
+        self.log.info("Temporal executor on %s, namespace %s, task queue %s", self.settings.address,
+                      self.settings.namespace, self.settings.task_queue)
+
+    def _call(self, coro, timeout: float = CALL_TIMEOUT) -> Any:
+        """Run a coroutine on the executor's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def _spawn(self, coro) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    # -- queued attempts -> workflows ---------------------------------------------------------------
+    def _process_workloads(self, workload_items: Sequence[workloads.All]) -> None:
+        for workload in workload_items:
+            if not isinstance(workload, workloads.ExecuteTask):
+                raise RuntimeError("TemporalExecutor runs task workloads only, not %s" % type(workload).__name__)
+            key = workload.ti.key
+            wf_id = workflow_id(workload.ti.external_executor_id or "%s-%s" % (workload.ti.id, key.try_number))
+            attempt = TaskAttempt(
+                workload=workload.model_dump_json(),
+                summary="%s.%s run %s try %s%s" % (key.dag_id, key.task_id, key.run_id, key.try_number,
+                                                   "" if key.map_index < 0 else " map %s" % key.map_index),
+                heartbeat_timeout=self.settings.heartbeat_timeout,
+                task_timeout=self.settings.task_timeout,
+                max_attempts=self.settings.max_attempts,
+            )
+            try:
+                self._call(self._start_workflow(wf_id, attempt))
+            except (RPCError, FutureTimeout, OSError) as e:
+                # Leave it queued: the next heartbeat tries again; task_queued_timeout bounds it.
+                self.log.warning("could not start workflow %s for %s: %s", wf_id, key, e)
+                continue
+            del self.queued_tasks[key]
+            self.running.add(key)
+            self._workflows[key] = wf_id
+            self._spawn(self._watch(key, wf_id))
+
+    async def _start_workflow(self, wf_id: str, attempt: TaskAttempt) -> None:
+        await self._client.start_workflow(
+            WORKFLOW_NAME, attempt, id=wf_id, task_queue=self.settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            # A retry of this call after a lost answer finds the workflow it already started.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=attempt.summary,
+        )
+
+    async def _watch(self, key: TaskInstanceKey, wf_id: str) -> None:
+        """Wait for the workflow's end and queue its outcome for sync()."""
+        handle = self._client.get_workflow_handle(wf_id, result_type=AttemptResult)
+        while True:
+            try:
+                result = await handle.result()
+                self._results.put((key, wf_id, result, None))
+                return
+            except WorkflowFailureError as e:
+                self._results.put((key, wf_id, None, "workflow %s failed: %s" % (wf_id, e.cause or e)))
+                return
+            except RPCError as e:
+                if e.status == RPCStatusCode.NOT_FOUND:
+                    self._results.put((key, wf_id, None, "workflow %s is gone" % wf_id))
+                    return
+                await asyncio.sleep(5)  # server restarting: keep waiting, the workflow is durable
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # a broken connection: the workflow lives on in Temporal
+                self.log.warning("watching %s: %s; trying again", wf_id, e)
+                await asyncio.sleep(5)
+
+    def sync(self) -> None:
+        while True:
+            try:
+                key, wf_id, result, error = self._results.get_nowait()
+            except queue.Empty:
+                return
+            self._workflows.pop(key, None)
+            if key not in self.running:
+                continue
+            if result is not None and result.ok:
+                self.success(key, info=wf_id)
+            else:
+                if result is not None and result.exit_code == EXIT_REFUSED:
+                    error = "Airflow refused to start this attempt on %s: it already ran elsewhere" % result.worker
+                elif result is not None:
+                    error = "attempt ended with exit code %s on %s" % (result.exit_code, result.worker)
+                self.log.warning("%s: %s", key, error)
+                self.fail(key, info=wf_id)
+
+    # -- cancellation, adoption, shutdown -----------------------------------------------------------
+    def revoke_task(self, *, ti: TaskInstance) -> None:
+        key = ti.key
+        self.queued_tasks.pop(key, None)
+        self.running.discard(key)
+        wf_id = self._workflows.pop(key, None) or (workflow_id(ti.external_executor_id) if ti.external_executor_id else None)
+        if wf_id:
+            try:
+                self._call(self._client.get_workflow_handle(wf_id).cancel())
+            except Exception as e:  # revoke_task must not raise
+                self.log.warning("could not cancel workflow %s: %s", wf_id, e)
+
+    def try_adopt_task_instances(self, tis: Sequence[TaskInstance]) -> Sequence[TaskInstance]:
+        not_adopted = []
+        for ti in tis:
+            if not ti.external_executor_id:
+                not_adopted.append(ti)
+                continue
+            wf_id = workflow_id(ti.external_executor_id)
+            try:
+                desc = self._call(self._client.get_workflow_handle(wf_id).describe())
+            except Exception:
+                not_adopted.append(ti)
+                continue
+            if desc.status not in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+                not_adopted.append(ti)
+                continue
+            self.running.add(ti.key)
+            self._workflows[ti.key] = wf_id
+            self._spawn(self._watch(ti.key, wf_id))
+            self.log.info("adopted %s (workflow %s)", ti.key, wf_id)
+        return not_adopted
+
+    def end(self) -> None:
+        """Scheduler shutdown: report what already finished; running workflows go on in Temporal
+        and the next scheduler adopts them."""
+        self.sync()
+        self._shutdown()
+
+    def terminate(self) -> None:
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._loop is None:
+            return
+        loop, self._loop = self._loop, None
+
+        async def cancel_all():
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(10)
+        except Exception:
+            pass
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)

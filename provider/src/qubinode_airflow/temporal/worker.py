@@ -1,0 +1,125 @@
+# Copyright (c) qubinode.airflow contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The Temporal worker that runs Airflow task attempts.
+
+    qubinode-temporal-worker [--concurrency N]
+
+Settings come from [qubinode_temporal] of airflow.cfg, the same file the scheduler reads. Each
+attempt runs in a child process (run_workload) while the activity heartbeats to Temporal; if this
+worker dies, Temporal gives the attempt to another worker once the heartbeat is overdue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from datetime import timedelta
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from qubinode_airflow.temporal.codec import ACTIVITY_NAME, AttemptResult, Settings, TaskAttempt
+from qubinode_airflow.temporal.workflow import TaskAttemptWorkflow
+
+log = logging.getLogger("qubinode_airflow.temporal.worker")
+STOP_GRACE = 30
+# The process that runs one attempt (tests put a stand-in for Airflow's task process here).
+CHILD = [sys.executable, "-m", "qubinode_airflow.temporal.run_workload"]
+
+
+def _identity() -> str:
+    return "%s@%s" % (os.getpid(), socket.getfqdn())
+
+
+@activity.defn(name=ACTIVITY_NAME)
+async def run_airflow_task(attempt: TaskAttempt) -> AttemptResult:
+    info = activity.info()
+    log.info("running %s (attempt %d on this queue)", attempt.summary, info.attempt)
+    proc = await asyncio.create_subprocess_exec(*CHILD, stdin=asyncio.subprocess.PIPE, start_new_session=True)
+    proc.stdin.write(attempt.workload.encode("utf-8"))
+    await proc.stdin.drain()
+    proc.stdin.close()
+    beat = max(1.0, attempt.heartbeat_timeout / 3)
+    try:
+        while True:
+            try:
+                code = await asyncio.wait_for(proc.wait(), timeout=beat)
+                break
+            except asyncio.TimeoutError:
+                activity.heartbeat()
+    except asyncio.CancelledError:
+        # The workflow was cancelled (Airflow revoked the attempt) or this worker is stopping.
+        await _stop(proc)
+        raise
+    log.info("%s finished with exit code %s", attempt.summary, code)
+    return AttemptResult(exit_code=code, worker=_identity(), attempt=info.attempt)
+
+
+async def _stop(proc):
+    if proc.returncode is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=STOP_GRACE)
+    except asyncio.TimeoutError:
+        os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+async def connect(settings: Settings, attempts: int = 30) -> Client:
+    """The server may still be starting (both come up at boot): try for a while, then give up."""
+    for n in range(1, attempts + 1):
+        try:
+            return await Client.connect(settings.address, namespace=settings.namespace, identity=_identity())
+        except Exception as e:  # the SDK raises RuntimeError for connection failures
+            if n == attempts:
+                raise SystemExit("cannot reach Temporal at %s (namespace %s): %s; check [qubinode_temporal] "
+                                 "address and that the server runs" % (settings.address, settings.namespace, e))
+            await asyncio.sleep(2)
+    raise AssertionError("unreachable")
+
+
+async def serve(settings: Settings, concurrency: int) -> None:
+    client = await connect(settings)
+    worker = Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[TaskAttemptWorkflow],
+        activities=[run_airflow_task],
+        max_concurrent_activities=concurrency,
+        graceful_shutdown_timeout=timedelta(seconds=STOP_GRACE),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("polling %s/%s on %s, %d at a time", settings.address, settings.namespace, settings.task_queue,
+             concurrency)
+    async with worker:
+        await stop.wait()
+        log.info("stopping: running attempts get %ss to finish", STOP_GRACE)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="qubinode-temporal-worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, help="task attempts at once ([qubinode_temporal] worker_concurrency)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_airflow()
+    except ValueError as e:
+        parser.error(str(e))
+    asyncio.run(serve(settings, args.concurrency or settings.worker_concurrency))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The provider package's worker and workflow against a real Temporal server on loopback.
+
+Airflow's task process is the one thing stood in for (the worker's CHILD command): a small script that
+reads the attempt from stdin, as Airflow's run_workload does, and sleeps or exits as told. Everything
+else - the workflow, the activity, heartbeats, retries on worker loss, cancellation - is the real code
+on a real server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "provider" / "src"))
+
+from qubinode_airflow.temporal.codec import WORKFLOW_NAME, AttemptResult, Settings, TaskAttempt, workflow_id  # noqa: E402
+
+STAND_IN = textwrap.dedent("""
+    import json, os, sys, time
+    spec = json.loads(sys.stdin.read())
+    with open(spec["marker"], "a") as f:
+        f.write("%d\\n" % os.getpid())
+    time.sleep(spec.get("sleep", 0))
+    sys.exit(spec.get("exit", 0))
+""")
+
+WORKER = textwrap.dedent("""
+    import asyncio, sys
+    sys.path.insert(0, {src!r})
+    from qubinode_airflow.temporal import worker
+    from qubinode_airflow.temporal.codec import Settings
+    worker.CHILD = [sys.executable, {stand_in!r}]
+    settings = Settings.from_getter(lambda name, default: {{"address": {address!r}, "task_queue": {queue!r}}}.get(name, default))
+    asyncio.run(worker.serve(settings, 2))
+""")
+
+
+@pytest.fixture
+def queue():
+    return "test-%s" % uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def start_worker(tmp_path, temporal, queue):
+    stand_in = tmp_path / "stand_in.py"
+    stand_in.write_text(STAND_IN)
+    procs = []
+
+    def start():
+        script = WORKER.format(src=str(ROOT / "provider" / "src"), stand_in=str(stand_in), address=temporal,
+                               queue=queue)
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        time.sleep(2)  # let it start polling
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(40)
+
+
+def run(temporal, queue, spec, heartbeat=3, max_attempts=3, wait=True, cancel_after=None):
+    import asyncio
+
+    from temporalio.client import Client, WorkflowFailureError
+
+    async def go():
+        client = await Client.connect(temporal, namespace="airflow")
+        wf_id = workflow_id(str(uuid.uuid4()))
+        attempt = TaskAttempt(workload=json.dumps(spec), summary="test", heartbeat_timeout=heartbeat,
+                              task_timeout=120, max_attempts=max_attempts)
+        handle = await client.start_workflow(WORKFLOW_NAME, attempt, id=wf_id, task_queue=queue,
+                                             result_type=AttemptResult)
+        if cancel_after is not None:
+            await asyncio.sleep(cancel_after)
+            await handle.cancel()
+        try:
+            return await asyncio.wait_for(handle.result(), 90)
+        except WorkflowFailureError as e:
+            return e
+
+    return asyncio.run(go())
+
+
+def pids(marker):
+    return [int(x) for x in marker.read_text().split()] if marker.exists() else []
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_an_attempt_runs_once_and_reports_its_exit_code(temporal, queue, start_worker, tmp_path):
+    start_worker()
+    marker = tmp_path / "ran"
+    ok = run(temporal, queue, {"marker": str(marker)})
+    assert isinstance(ok, AttemptResult) and ok.exit_code == 0 and ok.attempt == 1
+    failed = run(temporal, queue, {"marker": str(marker), "exit": 3})
+    # A task that failed is Airflow's business (its retries): Temporal does not run it again.
+    assert isinstance(failed, AttemptResult) and failed.exit_code == 3 and failed.attempt == 1
+    assert len(pids(marker)) == 2
+
+
+def test_a_lost_worker_hands_the_attempt_to_another(temporal, queue, start_worker, tmp_path):
+    import threading
+
+    first = start_worker()
+    marker = tmp_path / "ran"
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(r=run(temporal, queue, {"marker": str(marker), "sleep": 6})))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not pids(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child = pids(marker)[0]
+    # What systemd does when the worker's main process dies: the whole unit goes, child included.
+    first.send_signal(signal.SIGKILL)
+    os.killpg(child, signal.SIGKILL)
+    start_worker()
+    thread.join(120)
+    result = outcome["r"]
+    assert isinstance(result, AttemptResult) and result.exit_code == 0, result
+    assert result.attempt == 2 and len(pids(marker)) == 2
+
+
+def test_cancelling_the_workflow_stops_the_task_process(temporal, queue, start_worker, tmp_path):
+    start_worker()
+    marker = tmp_path / "ran"
+    result = run(temporal, queue, {"marker": str(marker), "sleep": 60}, cancel_after=3)
+    assert "cancel" in str(result).lower() or "cancel" in str(getattr(result, "cause", "")).lower(), result
+    time.sleep(1)
+    assert pids(marker) and not alive(pids(marker)[0])
+
+
+def test_settings_default_to_the_provider_info():
+    from qubinode_airflow import get_provider_info
+
+    options = get_provider_info()["config"]["qubinode_temporal"]["options"]
+    settings = Settings.from_getter(lambda name, default: options[name]["default"])
+    assert settings == Settings.from_getter(lambda name, default: default)
