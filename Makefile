@@ -4,7 +4,7 @@ SHELL := /bin/bash
 HACK := hack
 RUN := source $(HACK)/lib.sh &&
 
-.PHONY: help bootstrap image up down test unit sanity lint molecule molecule-default molecule-distributed build bench bench-backbone bench-registration bench-dag-repo clean
+.PHONY: help bootstrap image up down test unit sanity lint molecule molecule-default molecule-distributed build bench bench-backbone bench-registration bench-dag-repo bench-temporal clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t24
@@ -43,7 +43,7 @@ molecule-distributed: ## PostgreSQL and Airflow on separate hosts
 build: ## Build the collection tarball
 	@$(RUN) ansible-galaxy collection build --force --output-path .cache/dist
 
-bench: bench-backbone bench-registration bench-dag-repo ## Print every benchmark's figures
+bench: bench-backbone bench-registration bench-dag-repo bench-temporal ## Print every benchmark's figures
 
 bench-backbone: bootstrap ## make up times, second converge time, idle RSS
 	@$(HACK)/bench-backbone.sh
@@ -53,6 +53,9 @@ bench-registration: bootstrap ## 500 connections in one task vs a loop of `airfl
 
 bench-dag-repo: bootstrap ## git push until the new DAG is served: pinned, tracking with/without refresh request
 	@$(HACK)/bench-dag-repo.sh
+
+bench-temporal: bootstrap ## 100 no-op tasks: LocalExecutor vs Temporal with one and two workers; idle RSS
+	@$(HACK)/bench-temporal.sh
 
 clean: down ## Remove caches and the project virtualenv
 	rm -rf .cache .venv .ansible tests/output

@@ -15,15 +15,19 @@ WORKFLOW_NAME = "airflow-task-attempt"
 ACTIVITY_NAME = "run-airflow-task"
 WORKFLOW_ID_PREFIX = "airflow-ti-"
 SECTION = "qubinode_temporal"
-DEFAULTS = {
-    "address": "127.0.0.1:7233",
-    "namespace": "airflow",
-    "task_queue": "airflow-tasks",
-    "heartbeat_timeout": "30",
-    "task_timeout": "604800",
-    "max_attempts": "3",
-    "worker_concurrency": "4",
+# [qubinode_temporal]: option -> (default, type, description). The provider info publishes it.
+OPTIONS = {
+    "address": ("127.0.0.1:7233", "string", "host:port of the Temporal frontend."),
+    "namespace": ("airflow", "string", "Temporal namespace of the task attempts."),
+    "task_queue": ("airflow-tasks", "string", "Task queue the workers poll."),
+    "heartbeat_timeout": ("30", "integer", "Seconds without a worker heartbeat after which Temporal gives the "
+                                           "attempt to another worker."),
+    "task_timeout": ("604800", "integer", "Seconds one attempt may run on a worker."),
+    "max_attempts": ("3", "integer", "How many workers may try one task attempt (worker loss), Airflow's own "
+                                     "retries aside."),
+    "worker_concurrency": ("4", "integer", "Task attempts one worker process runs at once."),
 }
+DEFAULTS = {name: option[0] for name, option in OPTIONS.items()}
 # The child process exits with this code when Airflow refuses to start the attempt (it already
 # ran or finished elsewhere): nothing for another worker to try.
 EXIT_REFUSED = 75

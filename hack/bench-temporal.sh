@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Prints the Temporal engine figures, all measured in this run on three test hosts of its own:
+# qa-bench-core (PostgreSQL, Airflow core, Temporal) and two worker hosts.
+#   - 100 no-op tasks: LocalExecutor vs the Temporal executor with one and with two worker hosts
+#   - idle RSS of the Temporal server and of one worker
+# The hosts are removed at the end (QA_BENCH_KEEP=1 keeps them).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$QA_ROOT"
+net=qubinode-airflow-bench
+port=${QA_BENCH_UI_PORT:-18090}
+work="$QA_CACHE/bench-temporal"
+mkdir -p "$work"; : >"$work/log"
+hosts=(qa-bench-core qa-bench-w1 qa-bench-w2)
+
+qa_sudo podman network exists "$net" || qa_sudo podman network create "$net" >/dev/null
+for h in "${hosts[@]}"; do
+  qa_sudo podman container exists "$h" && continue
+  publish=(); [ "$h" = qa-bench-core ] && publish=(-p "127.0.0.1:$port:8080")
+  qa_sudo podman run -d --name "$h" --hostname "$h" --systemd=always --network "$net" "${publish[@]}" \
+    -v "$QA_PIP_CACHE:/root/.cache/pip" -v "$QA_APT_CACHE:/var/cache/apt/archives" \
+    -v "$QA_CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro" "$QA_IMAGE" /sbin/init >/dev/null
+done
+cat >"$work/inventory.yml" <<INV
+all:
+  vars:
+    ansible_connection: containers.podman.podman
+    airflow_orchestrator: temporal
+  children:
+    airflow_db: {hosts: {qa-bench-core: {}}}
+    airflow_core: {hosts: {qa-bench-core: {}}}
+    airflow_temporal: {hosts: {qa-bench-core: {}}}
+    airflow_workers: {hosts: {qa-bench-w1: {}, qa-bench-w2: {}}}
+INV
+qa_log "deploying the bench stack (log: $work/log)"
+ANSIBLE_PIPELINING=true ansible-playbook -i "$work/inventory.yml" playbooks/site.yml >>"$work/log" 2>&1
+QA_BENCH_INVENTORY="$work/inventory.yml" QA_UP_NAME=qa-bench-core QA_UI_PORT=$port QA_CACHE="$QA_CACHE" \
+  python3 hack/bench_temporal.py
+if [ "${QA_BENCH_KEEP:-}" != 1 ]; then
+  qa_sudo podman rm -f -t 10 "${hosts[@]}" >/dev/null
+  qa_sudo podman network rm "$net" >/dev/null 2>&1 || true
+fi
