@@ -16,9 +16,10 @@ hosts=(qa-bench-core qa-bench-w1 qa-bench-w2)
 qa_sudo podman network exists "$net" || qa_sudo podman network create "$net" >/dev/null
 for h in "${hosts[@]}"; do
   qa_sudo podman container exists "$h" && continue
-  publish=(); [ "$h" = qa-bench-core ] && publish=(-p "127.0.0.1:$port:8080")
-  qa_sudo podman run -d --name "$h" --hostname "$h" --systemd=always --network "$net" "${publish[@]}" \
-    -v "$QA_PIP_CACHE:/root/.cache/pip" -v "$QA_APT_CACHE:/var/cache/apt/archives" \
+  # The core host only gets the shared apt archive: apt locks it, and the workers install at once.
+  extra=(); [ "$h" = qa-bench-core ] && extra=(-p "127.0.0.1:$port:8080" -v "$QA_APT_CACHE:/var/cache/apt/archives")
+  qa_sudo podman run -d --name "$h" --hostname "$h" --systemd=always --network "$net" "${extra[@]}" \
+    -v "$QA_PIP_CACHE:/root/.cache/pip" \
     -v "$QA_CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro" "$QA_IMAGE" /sbin/init >/dev/null
 done
 cat >"$work/inventory.yml" <<INV
