@@ -27,6 +27,7 @@ import tempfile
 import time
 
 from ansible_collections.qubinode.airflow.plugins.module_utils._api import AirflowAPIError
+from ansible_collections.qubinode.airflow.plugins.module_utils._host import AIRFLOW_UNITS, installed_units, systemctl
 
 REGISTRY_KEY = "qubinode_dag_repos"
 ENV_NAME = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
@@ -34,11 +35,8 @@ GIT_BUNDLE = "airflow.providers.git.bundles.git.GitDagBundle"
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 HISTORY = 10
-# Every unit that reads bundles.env; on a host only those installed are restarted (a Temporal worker
-# host has just the worker).
-ALL_SERVICES = ("airflow-dag-processor", "airflow-scheduler", "airflow-triggerer", "airflow-api-server",
-                "airflow-temporal-worker")
-UNIT_DIR = "/etc/systemd/system"
+# Every unit reads bundles.env; on a host only those installed are restarted.
+ALL_SERVICES = AIRFLOW_UNITS
 
 # What a repository must not carry. Findings name the file, line and kind, never the value.
 SECRET_PATTERNS = (
@@ -350,22 +348,15 @@ def apply_to_host(module, registry, config_dir, group, check_mode):
                 f.write(text)
             os.chmod(tmp, 0o644)
             os.rename(tmp, env_file)
-    units = [u for u in restart if os.path.exists(os.path.join(UNIT_DIR, "%s.service" % u))]
+    units = installed_units(restart)
     if not check_mode:
-        _systemctl(module, "stop", units)
+        systemctl(module, "stop", units, RepoError)
         storage = _config(os.path.join(config_dir, "airflow.cfg"), "dag_bundle_storage_path",
                           os.path.join(tempfile.gettempdir(), "airflow", "dag_bundles"))
         for name, part in stale_clones(effective_old, bundles):
             shutil.rmtree(os.path.join(storage, name, part), ignore_errors=True)
-        _systemctl(module, "start", units)
+        systemctl(module, "start", units, RepoError)
     return True, units, bundles
-
-
-def _systemctl(module, verb, units):
-    if units:
-        rc, _o, err = module.run_command(["systemctl", verb] + list(units))
-        if rc != 0:
-            raise RepoError("systemctl %s %s failed: %s" % (verb, " ".join(units), err.strip()))
 
 
 def wait_healthy(api, timeout):

@@ -22,8 +22,6 @@ import shlex
 
 ENV_FILE = "orchestrator.env"
 TEMPORAL_EXECUTOR = "Temporal:qubinode_airflow.temporal.executor.TemporalExecutor"
-WORKER_UNIT = "airflow-temporal-worker"
-READERS = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", WORKER_UNIT)
 HEADER = ("# Managed by qubinode.airflow.airflow_orchestrator: the engine that runs task instances.\n"
           "# Read by every Airflow unit, the Temporal worker and /usr/local/bin/airflow. Do not edit.\n")
 
@@ -103,7 +101,3 @@ def check_temporal(module, venv, address, namespace, run_as=None):
     if not answer.get("ok"):
         raise OrchestratorError(answer.get("message"))
     return answer.get("message")
-
-
-def installed_units(names, unit_dir="/etc/systemd/system"):
-    return [u for u in names if os.path.exists(os.path.join(unit_dir, "%s.service" % u))]

@@ -127,14 +127,13 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_text
 
+from ansible_collections.qubinode.airflow.plugins.module_utils._host import AIRFLOW_UNITS, installed_units, systemctl
 from ansible_collections.qubinode.airflow.plugins.module_utils._orchestrator import (
     ENV_FILE,
-    READERS,
     OrchestratorError,
     check_temporal,
     desired_settings,
     engine_of,
-    installed_units,
     read,
     write,
 )
@@ -179,14 +178,11 @@ def main():
             result["changed"] = True
             if module._diff:
                 result["diff"] = dict(before=current or {}, after=want, before_header=path, after_header=path)
-            units = installed_units(READERS) if p["restart"] else []
+            units = installed_units(AIRFLOW_UNITS) if p["restart"] else []
             result["restarted"] = units
             if not module.check_mode:
                 write(path, want)
-                if units:
-                    rc, _out, err = module.run_command(["systemctl", "restart"] + units)
-                    if rc != 0:
-                        raise OrchestratorError("systemctl restart %s failed: %s" % (" ".join(units), err.strip()))
+                systemctl(module, "restart", units, OrchestratorError)
     except OrchestratorError as e:
         module.fail_json(msg=to_text(e), **result)
     module.exit_json(**result)

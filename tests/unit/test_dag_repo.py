@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from ansible_collections.qubinode.airflow.plugins.module_utils import _dag_repo as dr
+from ansible_collections.qubinode.airflow.plugins.module_utils import _host as host
 
 
 class Runner:
@@ -144,7 +145,7 @@ def confdir(tmp_path, monkeypatch):
     for unit in dr.ALL_SERVICES:
         if unit != "airflow-temporal-worker":
             (units / ("%s.service" % unit)).write_text("")
-    monkeypatch.setattr(dr, "UNIT_DIR", str(units))
+    monkeypatch.setattr(host, "UNIT_DIR", str(units))
     Runner.systemctl = []
     storage = tmp_path / "bundles"
     (tmp_path / "airflow.cfg").write_text(
