@@ -1,7 +1,8 @@
 """Prints the Temporal engine figures on the hosts hack/bench-temporal.sh deployed.
 
 100 no-op Python tasks in one DAG run, wall time from trigger to `success`, in one run of this script:
-  LocalExecutor (engine airflow), Temporal executor with one worker host, with two worker hosts.
+  LocalExecutor (engine airflow), Temporal executor with one worker host (without and with task
+  processes started ahead), with two worker hosts.
 Engines are switched with the collection's own airflow_orchestrator module on every host. Then the
 idle RSS of the Temporal server and of a worker process.
 """
@@ -86,6 +87,20 @@ def run_once(api):
     return elapsed
 
 
+PRESTART = 2  # the temporal_worker role's default
+
+
+def prestart(host, count):
+    """Run the worker of `host` with `count` task processes started ahead (None: the role's setting)."""
+    dropin = "/etc/systemd/system/airflow-temporal-worker.service.d/bench.conf"
+    if count is None:
+        script = "rm -f %s" % dropin
+    else:
+        script = ("mkdir -p $(dirname {d}) && printf '[Service]\\nExecStart=\\nExecStart=/opt/qubinode-airflow/venv/bin/"
+                  "qubinode-temporal-worker --concurrency 4 --prestart {n}\\n' > {d}").format(d=dropin, n=count)
+    on(host, script + " && systemctl daemon-reload && systemctl restart airflow-temporal-worker && sleep 10")
+
+
 def rss_mib(host, pattern):
     out = on(host, "ps -eo rss=,args= | grep -E '%s' | grep -v grep || true" % pattern)
     return sum(int(line.split()[0]) for line in out.splitlines() if line.strip()) / 1024
@@ -110,21 +125,29 @@ def main():
     engine("temporal")
     wait_healthy(api)
     on(WORKERS[1], "systemctl stop airflow-temporal-worker")
+    prestart(WORKERS[0], 0)
+    figures["temporal1_cold"] = run_once(api)
+    prestart(WORKERS[0], None)
     figures["temporal1"] = run_once(api)
     on(WORKERS[1], "systemctl start airflow-temporal-worker; sleep 5")
     figures["temporal2"] = run_once(api)
     time.sleep(int(os.environ.get("QA_IDLE_SECONDS", "60")))
     server = rss_mib(CORE, "temporal server start-dev")
     worker = rss_mib(WORKERS[0], "qubinode-temporal-worker")
+    waiting = rss_mib(WORKERS[0], "qubinode_airflow.temporal.run_workload")
 
     print("Temporal engine, %d no-op tasks in one DAG run, %d cores, scheduler parallelism 8, "
           "worker concurrency 4" % (N, os.cpu_count()))
     print("  LocalExecutor                         %6.1f s" % figures["local"])
-    print("  Temporal executor, one worker host    %6.1f s  (%.2fx LocalExecutor)"
-          % (figures["temporal1"], figures["temporal1"] / figures["local"]))
+    print("  Temporal executor, one worker host, no task process started ahead  %6.1f s  (%.2fx LocalExecutor)"
+          % (figures["temporal1_cold"], figures["temporal1_cold"] / figures["local"]))
+    print("  Temporal executor, one worker host    %6.1f s  (%.2fx LocalExecutor, %.2fx without prestart)"
+          % (figures["temporal1"], figures["temporal1"] / figures["local"],
+             figures["temporal1"] / figures["temporal1_cold"]))
     print("  Temporal executor, two worker hosts   %6.1f s  (%.2fx LocalExecutor, %.2fx one worker)"
           % (figures["temporal2"], figures["temporal2"] / figures["local"], figures["temporal2"] / figures["temporal1"]))
-    print("  idle RSS: Temporal server %.0f MiB, one worker process %.0f MiB" % (server, worker))
+    print("  idle RSS: Temporal server %.0f MiB, one worker process %.0f MiB, its %d task processes started "
+          "ahead %.0f MiB" % (server, worker, PRESTART, waiting))
 
 
 if __name__ == "__main__":

@@ -27,9 +27,15 @@ from qubinode_airflow.temporal.codec import WORKFLOW_NAME, AttemptResult, Settin
 
 STAND_IN = textwrap.dedent("""
     import json, os, sys, time
-    spec = json.loads(sys.stdin.read())
-    with open(spec["marker"], "a") as f:
+    started = time.time()
+    with open(sys.argv[1], "a") as f:
         f.write("%d\\n" % os.getpid())
+    data = sys.stdin.read()
+    if not data.strip():
+        sys.exit(0)  # started ahead and not needed
+    spec = json.loads(data)
+    with open(spec["marker"], "a") as f:
+        f.write("%d %f %f\\n" % (os.getpid(), started, time.time()))
     time.sleep(spec.get("sleep", 0))
     sys.exit(spec.get("exit", 0))
 """)
@@ -39,9 +45,9 @@ WORKER = textwrap.dedent("""
     sys.path.insert(0, {src!r})
     from qubinode_airflow.temporal import worker
     from qubinode_airflow.temporal.codec import Settings
-    worker.CHILD = [sys.executable, {stand_in!r}]
+    worker.CHILD = [sys.executable, {stand_in!r}, {started!r}]
     settings = Settings.from_getter(lambda name, default: {{"address": {address!r}, "task_queue": {queue!r}}}.get(name, default))
-    asyncio.run(worker.serve(settings, 2))
+    asyncio.run(worker.serve(settings, 2, {prestart!r}))
 """)
 
 
@@ -56,9 +62,9 @@ def start_worker(tmp_path, temporal, queue):
     stand_in.write_text(STAND_IN)
     procs = []
 
-    def start():
+    def start(prestart=None):
         script = WORKER.format(src=str(ROOT / "provider" / "src"), stand_in=str(stand_in), address=temporal,
-                               queue=queue)
+                               queue=queue, started=str(tmp_path / "started"), prestart=prestart)
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(proc)
         time.sleep(2)  # let it start polling
@@ -95,7 +101,12 @@ def run(temporal, queue, spec, heartbeat=3, max_attempts=3, wait=True, cancel_af
 
 
 def pids(marker):
-    return [int(x) for x in marker.read_text().split()] if marker.exists() else []
+    return [int(line.split()[0]) for line in marker.read_text().splitlines()] if marker.exists() else []
+
+
+def times(marker):
+    """(started, got its attempt) of each task process that ran an attempt."""
+    return [tuple(float(x) for x in line.split()[1:]) for line in marker.read_text().splitlines()]
 
 
 def alive(pid):
@@ -154,3 +165,41 @@ def test_settings_default_to_the_provider_info():
     options = get_provider_info()["config"]["qubinode_temporal"]["options"]
     settings = Settings.from_getter(lambda name, default: options[name]["default"])
     assert settings == Settings.from_getter(lambda name, default: default)
+
+
+def wait_for(predicate, seconds=20):
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return predicate()
+
+
+@pytest.mark.parametrize("prestart", [2, 0])
+def test_task_processes_are_started_ahead_of_their_attempts(temporal, queue, start_worker, tmp_path, prestart):
+    start_worker(prestart=prestart)
+    started = tmp_path / "started"
+    assert wait_for(lambda: len(pids(started)) == prestart) or prestart == 0
+    time.sleep(1)
+    assert len(pids(started)) == prestart  # no more than asked for
+    marker = tmp_path / "ran"
+    submitted = time.time()
+    result = run(temporal, queue, {"marker": str(marker)})
+    assert isinstance(result, AttemptResult) and result.exit_code == 0
+    (began, got), = times(marker)
+    if prestart:
+        assert began < submitted <= got  # the process was waiting, Airflow imported, when its attempt came
+        assert pids(marker)[0] in pids(started)[:prestart]
+        assert wait_for(lambda: len(pids(started)) == prestart + 1)  # the used one is replaced
+    else:
+        assert began >= submitted
+
+
+def test_stopping_the_worker_stops_the_processes_started_ahead(temporal, queue, start_worker, tmp_path):
+    worker = start_worker(prestart=2)
+    started = tmp_path / "started"
+    assert wait_for(lambda: len(pids(started)) == 2)
+    waiting = pids(started)
+    assert all(alive(pid) for pid in waiting)
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(60)
+    assert wait_for(lambda: not any(alive(pid) for pid in waiting), 15), waiting

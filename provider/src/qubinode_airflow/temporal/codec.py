@@ -26,6 +26,8 @@ OPTIONS = {
     "max_attempts": ("3", "integer", "How many workers may try one task attempt (worker loss), Airflow's own "
                                      "retries aside."),
     "worker_concurrency": ("4", "integer", "Task attempts one worker process runs at once."),
+    "worker_prestart": ("2", "integer", "Task processes a worker keeps started ahead, Airflow already imported, "
+                                        "waiting for their attempt (0: start each when its attempt arrives)."),
 }
 DEFAULTS = {name: option[0] for name, option in OPTIONS.items()}
 # The child process exits with this code when Airflow refuses to start the attempt (it already
@@ -63,19 +65,21 @@ class Settings:
     task_timeout: int
     max_attempts: int
     worker_concurrency: int
+    worker_prestart: int
 
     @classmethod
     def from_getter(cls, get) -> Settings:
         """`get(option, fallback)` reads one option of [qubinode_temporal]."""
         values = {name: get(name, default) for name, default in DEFAULTS.items()}
         errors = []
-        for name in ("heartbeat_timeout", "task_timeout", "max_attempts", "worker_concurrency"):
+        for name, least in (("heartbeat_timeout", 1), ("task_timeout", 1), ("max_attempts", 1),
+                            ("worker_concurrency", 1), ("worker_prestart", 0)):
             try:
                 values[name] = int(values[name])
-                if values[name] < 1:
+                if values[name] < least:
                     raise ValueError
             except (TypeError, ValueError):
-                errors.append("[%s] %s = %r is not a positive whole number" % (SECTION, name, values[name]))
+                errors.append("[%s] %s = %r is not a whole number of at least %d" % (SECTION, name, values[name], least))
         if ":" not in str(values["address"]):
             errors.append("[%s] address = %r: give host:port of the Temporal frontend, for example "
                           "temporal.example.com:7233" % (SECTION, values["address"]))

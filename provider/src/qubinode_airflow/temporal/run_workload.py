@@ -5,6 +5,8 @@
 The task supervisor installs signal handlers, which only the main thread of a process may do, so
 every attempt gets a process of its own (as Airflow's LocalExecutor and Edge worker do). The
 workload - with its token - comes on stdin, never on the command line, where `ps` would show it.
+The worker starts these processes ahead of their attempts: Airflow is imported first, then the
+process waits for its workload; an empty stdin means it is not needed and it exits.
 Exit code: the task process's, or EXIT_REFUSED when Airflow will not start this attempt because it
 already runs or ran elsewhere.
 """
@@ -17,7 +19,6 @@ from qubinode_airflow.temporal.codec import EXIT_REFUSED
 
 
 def main() -> int:
-    data = sys.stdin.read()
     from pydantic import TypeAdapter
 
     from airflow.executors import workloads
@@ -25,6 +26,9 @@ def main() -> int:
     from airflow.sdk.api.client import ServerResponseError
     from airflow.sdk.exceptions import TaskAlreadyRunningError
 
+    data = sys.stdin.read()
+    if not data.strip():
+        return 0
     workload = TypeAdapter(workloads.All).validate_json(data)
     try:
         return BaseExecutor.run_workload(
