@@ -25,6 +25,9 @@ sys.path.insert(0, str(ROOT / "provider" / "src"))
 
 from qubinode_airflow.temporal.codec import WORKFLOW_NAME, AttemptResult, Settings, TaskAttempt, workflow_id  # noqa: E402
 
+# The worker and the executor derive their payload key from Airflow's [api_auth] jwt_secret.
+SECRET = "test-jwt-secret-0b1c2d"
+
 STAND_IN = textwrap.dedent("""
     import json, os, sys, time
     started = time.time()
@@ -45,9 +48,10 @@ WORKER = textwrap.dedent("""
     sys.path.insert(0, {src!r})
     from qubinode_airflow.temporal import worker
     from qubinode_airflow.temporal.codec import Settings
+    from qubinode_airflow.temporal.sealing import data_converter
     worker.CHILD = [sys.executable, {stand_in!r}, {started!r}]
     settings = Settings.from_getter(lambda name, default: {{"address": {address!r}, "task_queue": {queue!r}}}.get(name, default))
-    asyncio.run(worker.serve(settings, 2, {prestart!r}))
+    asyncio.run(worker.serve(settings, 2, {prestart!r}, converter=data_converter({secret!r})))
 """)
 
 
@@ -64,7 +68,8 @@ def start_worker(tmp_path, temporal, queue):
 
     def start(prestart=None):
         script = WORKER.format(src=str(ROOT / "provider" / "src"), stand_in=str(stand_in), address=temporal,
-                               queue=queue, started=str(tmp_path / "started"), prestart=prestart)
+                               queue=queue, started=str(tmp_path / "started"), prestart=prestart,
+                               secret=SECRET)
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(proc)
         time.sleep(2)  # let it start polling
@@ -77,17 +82,19 @@ def start_worker(tmp_path, temporal, queue):
             proc.wait(40)
 
 
-def run(temporal, queue, spec, heartbeat=3, max_attempts=3, wait=True, cancel_after=None):
+def run(temporal, queue, spec, heartbeat=3, max_attempts=3, wait=True, cancel_after=None, wf_id=None):
     import asyncio
 
     from temporalio.client import Client, WorkflowFailureError
 
+    from qubinode_airflow.temporal.sealing import data_converter
+
     async def go():
-        client = await Client.connect(temporal, namespace="airflow")
-        wf_id = workflow_id(str(uuid.uuid4()))
+        client = await Client.connect(temporal, namespace="airflow", data_converter=data_converter(SECRET))
         attempt = TaskAttempt(workload=json.dumps(spec), summary="test", heartbeat_timeout=heartbeat,
                               task_timeout=120, max_attempts=max_attempts)
-        handle = await client.start_workflow(WORKFLOW_NAME, attempt, id=wf_id, task_queue=queue,
+        handle = await client.start_workflow(WORKFLOW_NAME, attempt, id=wf_id or workflow_id(str(uuid.uuid4())),
+                                             task_queue=queue,
                                              result_type=AttemptResult)
         if cancel_after is not None:
             await asyncio.sleep(cancel_after)
@@ -203,3 +210,49 @@ def test_stopping_the_worker_stops_the_processes_started_ahead(temporal, queue, 
     worker.send_signal(signal.SIGTERM)
     worker.wait(60)
     assert wait_for(lambda: not any(alive(pid) for pid in waiting), 15), waiting
+
+
+def test_temporal_stores_only_sealed_attempts(temporal, queue, start_worker, tmp_path):
+    import asyncio
+
+    from temporalio.client import Client
+
+    from qubinode_airflow.temporal.sealing import ENCODING, data_converter
+
+    start_worker(prestart=0)
+    marker = tmp_path / "ran"
+    wf_id = workflow_id(str(uuid.uuid4()))
+    token = "eyJ-secret-token-%s" % uuid.uuid4().hex
+    result = run(temporal, queue, {"marker": str(marker), "token": token}, wf_id=wf_id)
+    assert isinstance(result, AttemptResult) and result.exit_code == 0
+
+    async def history(converter):
+        client = await Client.connect(temporal, namespace="airflow", **({"data_converter": converter} if converter else {}))
+        handle = client.get_workflow_handle(wf_id, result_type=AttemptResult)
+        events = [e async for e in handle.fetch_history_events()]
+        result = None
+        if converter is not None:
+            try:
+                result = await handle.result()
+            except Exception as e:  # noqa: BLE001 - the failure is what is looked at
+                result = e
+        return events, result
+
+    events, _ = asyncio.run(history(None))
+    stored = b"".join(e.SerializeToString() for e in events)
+    assert token.encode() not in stored and str(marker).encode() not in stored
+    started = next(e for e in events if e.HasField("workflow_execution_started_event_attributes"))
+    payload = started.workflow_execution_started_event_attributes.input.payloads[0]
+    assert payload.metadata["encoding"] == ENCODING
+    # The same history opens with the secret, and not with another one.
+    _, opened = asyncio.run(history(data_converter(SECRET)))
+    assert isinstance(opened, AttemptResult) and opened.exit_code == 0
+    _, refused = asyncio.run(history(data_converter("another-secret")))
+    assert "jwt_secret" in repr(refused) or "jwt_secret" in repr(getattr(refused, "__cause__", "")), refused
+
+
+def test_an_empty_secret_is_refused_naming_the_setting():
+    from qubinode_airflow.temporal.sealing import SealedPayloads
+
+    with pytest.raises(ValueError, match=r"\[api_auth\] jwt_secret"):
+        SealedPayloads("")

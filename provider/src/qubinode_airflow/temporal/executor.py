@@ -34,6 +34,7 @@ from qubinode_airflow.temporal.codec import (
     TaskAttempt,
     workflow_id,
 )
+from qubinode_airflow.temporal.sealing import data_converter_from_airflow
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -64,7 +65,8 @@ class TemporalExecutor(BaseExecutor):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="temporal-executor", daemon=True)
         self._thread.start()
-        self._client = self._call(Client.connect(self.settings.address, namespace=self.settings.namespace))
+        self._client = self._call(Client.connect(self.settings.address, namespace=self.settings.namespace,
+                                                 data_converter=data_converter_from_airflow()))
         self.log.info("Temporal executor on %s, namespace %s, task queue %s", self.settings.address,
                       self.settings.namespace, self.settings.task_queue)
 

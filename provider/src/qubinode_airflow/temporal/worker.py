@@ -28,6 +28,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from qubinode_airflow.temporal.codec import ACTIVITY_NAME, AttemptResult, Settings, TaskAttempt
+from qubinode_airflow.temporal.sealing import data_converter_from_airflow
 from qubinode_airflow.temporal.workflow import TaskAttemptWorkflow
 
 log = logging.getLogger("qubinode_airflow.temporal.worker")
@@ -126,11 +127,12 @@ async def _stop(proc):
         pass
 
 
-async def connect(settings: Settings, attempts: int = 30) -> Client:
+async def connect(settings: Settings, converter, attempts: int = 30) -> Client:
     """The server may still be starting (both come up at boot): try for a while, then give up."""
     for n in range(1, attempts + 1):
         try:
-            return await Client.connect(settings.address, namespace=settings.namespace, identity=_identity())
+            return await Client.connect(settings.address, namespace=settings.namespace, identity=_identity(),
+                                        data_converter=converter)
         except Exception as e:  # the SDK raises RuntimeError for connection failures
             if n == attempts:
                 raise SystemExit("cannot reach Temporal at %s (namespace %s): %s; check [qubinode_temporal] "
@@ -139,9 +141,10 @@ async def connect(settings: Settings, attempts: int = 30) -> Client:
     raise AssertionError("unreachable")
 
 
-async def serve(settings: Settings, concurrency: int, prestart: int | None = None) -> None:
+async def serve(settings: Settings, concurrency: int, prestart: int | None = None, converter=None) -> None:
+    """`converter` seals the payloads; by default with the key of this host's Airflow configuration."""
     global PRESTARTED
-    client = await connect(settings)
+    client = await connect(settings, converter or data_converter_from_airflow())
     PRESTARTED = Prestarted(settings.worker_prestart if prestart is None else prestart)
     worker = Worker(
         client,
