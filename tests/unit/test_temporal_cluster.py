@@ -228,4 +228,3 @@ def test_bad_input_is_refused_naming_the_field(tmp_path, extra, names):
         assert name in output, (name, output[-2000:])
     assert not list(tmp_path.glob("t*.yaml")), "nothing is rendered when the input is refused"
     assert PASSWORD not in output
-

@@ -238,16 +238,16 @@ def test_temporal_stores_only_sealed_attempts(temporal, queue, start_worker, tmp
                 result = e
         return events, result
 
-    events, _ = asyncio.run(history(None))
+    events, unused = asyncio.run(history(None))
     stored = b"".join(e.SerializeToString() for e in events)
     assert token.encode() not in stored and str(marker).encode() not in stored
     started = next(e for e in events if e.HasField("workflow_execution_started_event_attributes"))
     payload = started.workflow_execution_started_event_attributes.input.payloads[0]
     assert payload.metadata["encoding"] == ENCODING
     # The same history opens with the secret, and not with another one.
-    _, opened = asyncio.run(history(data_converter(SECRET)))
+    unused, opened = asyncio.run(history(data_converter(SECRET)))
     assert isinstance(opened, AttemptResult) and opened.exit_code == 0
-    _, refused = asyncio.run(history(data_converter("another-secret")))
+    unused, refused = asyncio.run(history(data_converter("another-secret")))
     assert "jwt_secret" in repr(refused) or "jwt_secret" in repr(getattr(refused, "__cause__", "")), refused
 
 
