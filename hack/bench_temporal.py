@@ -4,15 +4,18 @@
   LocalExecutor (engine airflow), Temporal executor with one worker host (without and with task
   processes started ahead), with two worker hosts.
 Engines are switched with the collection's own airflow_orchestrator module on every host. Then the
-idle RSS of the Temporal server and of a worker process.
+idle RSS of the Temporal server and of a worker process, and where each task instance spends its time
+(medians of Airflow's own queued, start and end timestamps).
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 from bench_dag_repo import Api
 
@@ -84,7 +87,20 @@ def run_once(api):
     elapsed = time.monotonic() - start
     if state["state"] != "success":
         raise SystemExit("bench_noop run %s ended %s" % (run["dag_run_id"], state["state"]))
-    return elapsed
+    return elapsed, phases(api, run["dag_run_id"])
+
+
+def phases(api, run_id):
+    """Medians over the run's task instances, from Airflow's own timestamps: queued -> running
+    (scheduler, executor, engine and task process start) and running -> done (the task process)."""
+    _s, body = api.call("GET", "dags/bench_noop/dagRuns/%s/taskInstances?limit=%d" % (run_id, N + 10))
+    when = datetime.fromisoformat
+    waits, runs = [], []
+    for ti in body["task_instances"]:
+        if ti.get("queued_when") and ti.get("start_date") and ti.get("end_date"):
+            waits.append((when(ti["start_date"]) - when(ti["queued_when"])).total_seconds())
+            runs.append((when(ti["end_date"]) - when(ti["start_date"])).total_seconds())
+    return statistics.median(waits), statistics.median(runs)
 
 
 PRESTART = 2  # the temporal_worker role's default
@@ -138,14 +154,18 @@ def main():
 
     print("Temporal engine, %d no-op tasks in one DAG run, %d cores, scheduler parallelism 8, "
           "worker concurrency 4" % (N, os.cpu_count()))
-    print("  LocalExecutor                         %6.1f s" % figures["local"])
+    wall = {name: value[0] for name, value in figures.items()}
+    print("  LocalExecutor                         %6.1f s" % wall["local"])
     print("  Temporal executor, one worker host, no task process started ahead  %6.1f s  (%.2fx LocalExecutor)"
-          % (figures["temporal1_cold"], figures["temporal1_cold"] / figures["local"]))
+          % (wall["temporal1_cold"], wall["temporal1_cold"] / wall["local"]))
     print("  Temporal executor, one worker host    %6.1f s  (%.2fx LocalExecutor, %.2fx without prestart)"
-          % (figures["temporal1"], figures["temporal1"] / figures["local"],
-             figures["temporal1"] / figures["temporal1_cold"]))
+          % (wall["temporal1"], wall["temporal1"] / wall["local"], wall["temporal1"] / wall["temporal1_cold"]))
     print("  Temporal executor, two worker hosts   %6.1f s  (%.2fx LocalExecutor, %.2fx one worker)"
-          % (figures["temporal2"], figures["temporal2"] / figures["local"], figures["temporal2"] / figures["temporal1"]))
+          % (wall["temporal2"], wall["temporal2"] / wall["local"], wall["temporal2"] / wall["temporal1"]))
+    print("  per task instance, median queued -> running / running -> done:")
+    for name, label in (("local", "LocalExecutor"), ("temporal1_cold", "Temporal, one worker, no prestart"),
+                        ("temporal1", "Temporal, one worker"), ("temporal2", "Temporal, two workers")):
+        print("    %-34s %5.2f s / %5.2f s" % (label, figures[name][1][0], figures[name][1][1]))
     print("  idle RSS: Temporal server %.0f MiB, one worker process %.0f MiB, its %d task processes started "
           "ahead %.0f MiB" % (server, worker, PRESTART, waiting))
 
