@@ -35,8 +35,6 @@ GIT_BUNDLE = "airflow.providers.git.bundles.git.GitDagBundle"
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 HISTORY = 10
-# Every unit reads bundles.env; on a host only those installed are restarted.
-ALL_SERVICES = AIRFLOW_UNITS
 
 # What a repository must not carry. Findings name the file, line and kind, never the value.
 SECRET_PATTERNS = (
@@ -314,7 +312,7 @@ def restarts_needed(old, new):
         return sorted(out, key=lambda b: b.get("name", ""))
     if strip(old) == strip(new):
         return ("airflow-dag-processor",)
-    return ALL_SERVICES
+    return AIRFLOW_UNITS  # every unit reads bundles.env; only those installed restart
 
 
 def apply_to_host(module, registry, config_dir, group, check_mode):

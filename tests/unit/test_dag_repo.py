@@ -142,7 +142,7 @@ def confdir(tmp_path, monkeypatch):
     """An Airflow core host: airflow.cfg with the local bundle, and every Airflow unit installed."""
     units = tmp_path / "units"
     units.mkdir()
-    for unit in dr.ALL_SERVICES:
+    for unit in host.AIRFLOW_UNITS:
         if unit != "airflow-temporal-worker":
             (units / ("%s.service" % unit)).write_text("")
     monkeypatch.setattr(host, "UNIT_DIR", str(units))

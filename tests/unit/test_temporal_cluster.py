@@ -136,8 +136,7 @@ def per_host_vars(tmp_path):
 
 @pytest.fixture
 def rendered(tmp_path):
-    inventory_dir = tmp_path
-    per_host_vars(inventory_dir)
+    per_host_vars(tmp_path)
     result = run(tmp_path, verbose=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert PASSWORD not in result.stdout + result.stderr
