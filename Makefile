@@ -4,7 +4,7 @@ SHELL := /bin/bash
 HACK := hack
 RUN := source $(HACK)/lib.sh &&
 
-.PHONY: help bootstrap image up down test unit sanity lint molecule molecule-default molecule-distributed build bench bench-backbone bench-registration bench-dag-repo bench-temporal clean
+.PHONY: help bootstrap image up down test unit provider sanity lint molecule molecule-default molecule-distributed build bench bench-backbone bench-registration bench-dag-repo bench-temporal clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t24
@@ -21,10 +21,13 @@ up: bootstrap ## Deploy the whole stack onto a local test host and print its URL
 down: ## Remove the local test host of `make up`
 	@$(HACK)/down.sh
 
-test: bootstrap unit sanity lint molecule ## Everything CI runs
+test: bootstrap unit provider sanity lint molecule ## Everything CI runs
 
 unit: ## Unit tests
 	@$(RUN) pytest -q tests/unit
+
+provider: ## Provider package tests (operators, webhook) inside real Airflow
+	@$(HACK)/provider-tests.sh
 
 sanity: ## ansible-test sanity on a clean copy of the collection
 	@$(HACK)/sanity.sh

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Tests of the Airflow provider package inside real Airflow: a virtualenv with Airflow (the
+# collection's shipped constraints), ansible-runner, ansible-core and libvirt-python, rebuilt only
+# when its requirements change. libvirt-python compiles against the OS's libvirt headers.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+if ! pkg-config --exists libvirt 2>/dev/null; then
+  qa_log "installing the libvirt headers for libvirt-python"
+  if command -v apt-get >/dev/null 2>&1; then
+    qa_sudo apt-get update -q >/dev/null
+    qa_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libvirt-dev pkg-config >/dev/null
+  elif command -v dnf >/dev/null 2>&1; then
+    qa_sudo dnf install -y -q libvirt-devel pkgconf-pkg-config
+  else
+    echo "install the libvirt development headers and pkg-config, then run this again" >&2
+    exit 1
+  fi
+fi
+
+venv="$QA_CACHE/provider-venv"
+req="$QA_ROOT/provider/tests/requirements.txt"
+constraints=$(ls "$QA_ROOT"/roles/airflow/files/constraints-*-python3.11.txt)
+stamp="$venv/.requirements.sha256"
+want=$(cat "$req" "$constraints" | sha256sum | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  qa_log "installing Airflow and the operators' libraries into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -r "$req" --constraint "$constraints"
+  echo "$want" >"$stamp"
+fi
+"$venv/bin/pip" install -q --no-deps -e "$QA_ROOT/provider"
+cd "$QA_ROOT/provider/tests"
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,178 @@
+"""AnsibleRoleOperator / AnsiblePlaybookOperator inside real Airflow task runs, driving real
+ansible-playbook through ansible-runner against this machine (local connection).
+
+The collection role used is qubinode.airflow.secrets: it is the one role of the collection that
+converges on a bare machine, and it handles secrets, so it also shows that nothing secret reaches
+the task log.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import yaml
+from conftest import COLLECTIONS, xcom
+
+from qubinode_airflow.ansible.hook import AnsibleHook, AnsibleRunFailed
+
+LOCAL = "localhost ansible_connection=local ansible_python_interpreter=%s" % sys.executable
+
+
+def role_dag(dag_id, store, check=False, extra=""):
+    return f"""
+        import pendulum
+        from airflow.sdk import DAG
+        from qubinode_airflow.ansible.operators import AnsibleRoleOperator
+        with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1),
+                 params={{"store": {str(store)!r}}}) as dag:
+            AnsibleRoleOperator(
+                task_id="secrets", role="qubinode.airflow.secrets", hosts="all", gather_facts=False,
+                inventory={LOCAL!r}, collections_path={str(COLLECTIONS)!r}, check={check!r},
+                role_vars={{"secrets_store_path": "{{{{ params.store }}}}", "secrets_store_host": "localhost"}},
+                {extra})
+    """
+
+
+def test_collection_role_check_apply_rerun(run_dag, tmp_path, capfd):
+    store = tmp_path / "store" / "secrets.yml"
+
+    run, tis = run_dag("role_check", role_dag("role_check", store, check=True))
+    assert run.state == "success"
+    recap = xcom(run, "secrets")
+    assert recap["localhost"]["changed"] >= 2 and recap["localhost"]["failed"] == 0
+    assert not store.exists(), "check mode wrote the secrets file"
+
+    run, tis = run_dag("role_apply", role_dag("role_apply", store))
+    assert run.state == "success"
+    assert xcom(run, "secrets")["localhost"]["changed"] >= 2
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    stored = yaml.safe_load(store.read_text())
+    assert len(stored["airflow_fernet_key"]) == 44
+
+    run, tis = run_dag("role_rerun", role_dag("role_rerun", store))
+    assert run.state == "success"
+    assert xcom(run, "secrets")["localhost"]["changed"] == 0
+    assert yaml.safe_load(store.read_text()) == stored, "generated secrets were not kept"
+
+    out = capfd.readouterr()
+    log = out.out + out.err
+    assert "TASK [qubinode.airflow.secrets : Keep the stack secrets on the secrets host]" in log
+    for value in stored.values():
+        assert value not in log
+
+
+def test_failure_names_host_task_and_message(run_dag, tmp_path):
+    store = tmp_path / "secrets.yml"
+    # A Fernet key the role refuses: the run fails at the role's check, before anything is written.
+    body = role_dag("role_bad", store, extra='extra_vars={"airflow_fernet_key": "short"}')
+    run, tis = run_dag("role_bad", body)
+    assert run.state == "failed"
+    assert tis["secrets"].state == "failed"
+    assert not store.exists()
+
+    hook = AnsibleHook(collections_path=str(COLLECTIONS))
+    play = ('- hosts: all\n  gather_facts: false\n  roles:\n    - role: qubinode.airflow.secrets\n'
+            '      vars: {secrets_store_path: "%s", secrets_store_host: localhost}\n' % store)
+    with pytest.raises(AnsibleRunFailed) as err:
+        hook.run("play.yml", LOCAL, {"airflow_fernet_key": "short"}, files={"play.yml": play}, on_line=lambda line: None)
+    msg = str(err.value)
+    assert "failed on host localhost" in msg
+    assert "task 'secrets : Check the supplied Fernet key'" in msg
+    assert "airflow_fernet_key must be 44 characters" in msg
+    assert err.value.recap["localhost"]["failed"] == 1
+
+
+def test_output_streams_while_the_play_runs():
+    play = ('- hosts: all\n  gather_facts: false\n  tasks:\n'
+            '    - ansible.builtin.debug: {msg: first}\n'
+            '    - ansible.builtin.pause: {seconds: 3}\n'
+            '    - ansible.builtin.debug: {msg: last}\n')
+    seen = []
+    recap = AnsibleHook().run("play.yml", LOCAL, files={"play.yml": play},
+                              on_line=lambda line: seen.append((time.monotonic(), line)))
+    end = time.monotonic()
+    first = next(t for t, line in seen if '"msg": "first"' in line)
+    assert end - first >= 2.5, "the first task's output arrived only at the end of the run"
+    assert recap == {"localhost": {"ok": 3, "changed": 0, "failed": 0, "unreachable": 0, "skipped": 0,
+                                   "rescued": 0, "ignored": 0}}
+
+
+def test_inventory_and_credentials_from_a_connection(connection, tmp_path):
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key-0123456789\n-----END OPENSSH PRIVATE KEY-----"
+    conn = connection("stack_hosts", conn_type="qubinode_ansible", login="deploy", password="ssh-pass-4711",
+                      extra={"inventory": {"all": {"hosts": {"localhost": {"ansible_connection": "local",
+                                                                           "ansible_python_interpreter": sys.executable}},
+                                                   "vars": {"site": "kvm1"}}},
+                             "private_key": key, "become_password": "become-pass-0815"})
+    out = tmp_path / "facts.json"
+    play = ('- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy:\n'
+            '        dest: "%s"\n        mode: "0600"\n'
+            '        content: "{{ {\'user\': ansible_user, \'site\': site, \'key\': lookup(\'file\', '
+            'ansible_ssh_private_key_file), \'become\': ansible_become_password, \'who\': who} | to_json }}"\n' % out)
+    lines = []
+    AnsibleHook(ansible_conn_id=conn).run("play.yml", extra_vars={"who": "airflow"}, files={"play.yml": play},
+                                          on_line=lines.append)
+    import json
+    got = json.loads(out.read_text())
+    assert got == {"user": "deploy", "site": "kvm1", "key": key, "become": "become-pass-0815", "who": "airflow"}
+    assert not any("ssh-pass-4711" in line or "not-a-real-key" in line for line in lines)
+
+    # An inline inventory replaces the connection's hosts; its credentials still apply.
+    AnsibleHook(ansible_conn_id=conn).run("play.yml", inventory=LOCAL + " site=inline", extra_vars={"who": "x"},
+                                          files={"play.yml": play}, on_line=lines.append)
+    assert json.loads(out.read_text())["site"] == "inline"
+
+
+def test_vault_password_from_a_connection(connection, tmp_path):
+    vault_file = tmp_path / "vault-pass"
+    vault_file.write_text("vault-secret-1234\n")
+    vaulted = tmp_path / "vaulted.yml"
+    vaulted.write_text("admin_password: from-the-vault\n")
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-vault"), "encrypt",
+                    "--vault-password-file", str(vault_file), str(vaulted)], check=True, capture_output=True)
+    assert b"$ANSIBLE_VAULT" in vaulted.read_bytes()
+    out = tmp_path / "out.txt"
+    play = ('- hosts: all\n  gather_facts: false\n  vars_files: ["%s"]\n  tasks:\n'
+            '    - ansible.builtin.copy: {dest: "%s", content: "{{ admin_password }}", mode: "0600"}\n' % (vaulted, out))
+    vault = connection("vault", conn_type="generic", password="vault-secret-1234")
+    lines = []
+    AnsibleHook(vault_conn_id=vault).run("play.yml", LOCAL, files={"play.yml": play}, on_line=lines.append)
+    assert out.read_text() == "from-the-vault"
+
+    wrong = connection("vault_wrong", conn_type="generic", password="not-it")
+    with pytest.raises(AnsibleRunFailed, match="[Dd]ecryption failed"):
+        AnsibleHook(vault_conn_id=wrong).run("play.yml", LOCAL, files={"play.yml": play}, on_line=lines.append)
+    assert not any("vault-secret-1234" in line or "not-it" in line for line in lines)
+
+
+@pytest.mark.parametrize("inventory, field", [
+    (None, "no inventory: pass the operator's inventory"),
+    (42, "inventory must be a mapping"),
+])
+def test_bad_inventory_is_refused(inventory, field):
+    with pytest.raises(Exception, match=field):
+        AnsibleHook().run("play.yml", inventory, files={"play.yml": "- hosts: all\n  tasks: []\n"})
+
+
+def test_on_kill_stops_the_play():
+    hook = AnsibleHook()
+    play = '- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.pause: {seconds: 120}\n'
+    threading.Timer(3, hook.on_kill).start()
+    start = time.monotonic()
+    with pytest.raises(AnsibleRunFailed, match="cancelled"):
+        hook.run("play.yml", LOCAL, files={"play.yml": play}, on_line=lambda line: None)
+    assert time.monotonic() - start < 30
+
+
+def test_run_leaves_no_private_files(monkeypatch, tmp_path):
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    AnsibleHook().run("play.yml", LOCAL, {"x": 1}, files={"play.yml": "- hosts: all\n  gather_facts: false\n  tasks: []\n"},
+                      on_line=lambda line: None)
+    assert list(tmp_path.iterdir()) == []
