@@ -5,15 +5,17 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-if ! pkg-config --exists libvirt 2>/dev/null; then
-  qa_log "installing the libvirt headers for libvirt-python"
+# The libvirt headers (libvirt-python compiles against them) and headless Chromium with its driver
+# (the status page test), from the OS packages.
+if ! pkg-config --exists libvirt 2>/dev/null || ! command -v chromedriver >/dev/null 2>&1; then
+  qa_log "installing libvirt headers, Chromium and chromedriver"
   if command -v apt-get >/dev/null 2>&1; then
     qa_sudo apt-get update -q >/dev/null
-    qa_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libvirt-dev pkg-config >/dev/null
+    qa_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libvirt-dev pkg-config chromium chromium-driver >/dev/null
   elif command -v dnf >/dev/null 2>&1; then
-    qa_sudo dnf install -y -q libvirt-devel pkgconf-pkg-config
+    qa_sudo dnf install -y -q libvirt-devel pkgconf-pkg-config chromium chromedriver
   else
-    echo "install the libvirt development headers and pkg-config, then run this again" >&2
+    echo "install the libvirt development headers, pkg-config, chromium and chromedriver, then run this again" >&2
     exit 1
   fi
 fi

@@ -1,0 +1,101 @@
+# Copyright (c) qubinode.airflow contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The "DAG repositories" page that Airflow's UI shows (an external view of the plugin). It reads
+/qubinode/repos with the UI's own session and offers "Sync now" per repository."""
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>DAG repositories</title>
+<style>
+  body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #1a202c; }
+  table { border-collapse: collapse; width: 100%; }
+  th, td { text-align: left; padding: .45rem .6rem; border-bottom: 1px solid #e2e8f0; vertical-align: top; }
+  th { background: #f7fafc; font-weight: 600; }
+  code { font-size: .85em; }
+  .err { color: #c53030; }
+  .ok { color: #2f855a; }
+  button { padding: .25rem .7rem; cursor: pointer; }
+  #message { margin: .8rem 0; min-height: 1.2em; }
+</style>
+</head>
+<body>
+<h1>DAG repositories</h1>
+<p>Git repositories registered with qubinode.airflow, the commit each serves and what Airflow parsed from it.</p>
+<div id="message" role="status"></div>
+<table>
+  <thead><tr><th>Repository</th><th>Ref</th><th>Pinned commit</th><th>Served version</th><th>Last refresh</th>
+    <th>DAGs</th><th>Import errors</th><th></th></tr></thead>
+  <tbody id="repos"><tr><td colspan="8">Loading...</td></tr></tbody>
+</table>
+<script>
+const base = location.pathname.replace(/\\/ui\\/?$/, "");
+function cell(text, cls) {
+  const td = document.createElement("td");
+  if (cls) td.className = cls;
+  td.textContent = text;
+  return td;
+}
+function short(sha) { return sha ? sha.slice(0, 12) : "-"; }
+async function load() {
+  const tbody = document.getElementById("repos");
+  const resp = await fetch(base + "/repos", {credentials: "same-origin"});
+  if (!resp.ok) {
+    tbody.replaceChildren();
+    const tr = document.createElement("tr");
+    tr.appendChild(cell("Cannot read the repositories: HTTP " + resp.status, "err"));
+    tbody.appendChild(tr);
+    return;
+  }
+  const data = await resp.json();
+  tbody.replaceChildren();
+  if (!data.repositories.length) {
+    const tr = document.createElement("tr");
+    tr.appendChild(cell("No repository is registered."));
+    tbody.appendChild(tr);
+  }
+  for (const r of data.repositories) {
+    const tr = document.createElement("tr");
+    tr.dataset.repo = r.name;
+    const name = cell(r.name);
+    const url = document.createElement("div");
+    url.appendChild(document.createElement("code")).textContent = r.url;
+    name.appendChild(url);
+    tr.appendChild(name);
+    tr.appendChild(cell(r.ref || "-"));
+    tr.appendChild(cell(r.pinned ? short(r.pinned_commit) : "follows " + (r.ref || "-")));
+    tr.appendChild(cell(short(r.served_version)));
+    tr.appendChild(cell(r.last_refresh || "never"));
+    tr.appendChild(cell(String(r.dag_count), "dag-count"));
+    const errs = cell(r.import_errors.length ? r.import_errors.map(e => e.file + ": " + e.message).join("\\n") : "none",
+                      r.import_errors.length ? "err" : "ok");
+    errs.style.whiteSpace = "pre-wrap";
+    tr.appendChild(errs);
+    const act = document.createElement("td");
+    const btn = document.createElement("button");
+    btn.textContent = "Sync now";
+    btn.addEventListener("click", () => sync(r.name, btn));
+    act.appendChild(btn);
+    tr.appendChild(act);
+    tbody.appendChild(tr);
+  }
+}
+async function sync(name, btn) {
+  btn.disabled = true;
+  const msg = document.getElementById("message");
+  const resp = await fetch(base + "/repos/" + encodeURIComponent(name) + "/sync",
+                           {method: "POST", credentials: "same-origin", headers: {"X-Qubinode-Request": "1"}});
+  const body = await resp.json().catch(() => ({}));
+  msg.textContent = resp.ok
+    ? name + ": " + (body.action === "refresh" ? "refresh requested" : (body.detail || "nothing to do"))
+    : name + ": sync refused (HTTP " + resp.status + ")";
+  msg.className = resp.ok ? "ok" : "err";
+  btn.disabled = false;
+  setTimeout(load, 2000);
+}
+load();
+</script>
+</body>
+</html>
+"""

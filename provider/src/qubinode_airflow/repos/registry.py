@@ -1,0 +1,131 @@
+# Copyright (c) qubinode.airflow contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Read the registry of DAG repositories and ask Airflow's dag-processors to refresh a bundle.
+
+The registry is the Airflow variable `qubinode_dag_repos` that the collection's airflow_dag_repo
+module writes (JSON: {bundle name: {url, ref, pin, commit, subdir, dag_ids, ...}}, no credentials).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import func, select
+
+REGISTRY_KEY = "qubinode_dag_repos"
+
+
+class RegistryError(Exception):
+    pass
+
+
+def read_registry(session) -> dict[str, dict[str, Any]]:
+    from airflow.models.variable import Variable
+
+    row = session.scalar(select(Variable).where(Variable.key == REGISTRY_KEY))
+    if row is None or not row.val:
+        return {}
+    try:
+        value = json.loads(row.val)
+    except ValueError as e:
+        raise RegistryError("the Airflow variable %s does not hold JSON" % REGISTRY_KEY) from e
+    return value if isinstance(value, dict) else {}
+
+
+def normalize_url(url: str) -> str:
+    """One spelling for the URLs of a repository: host/path without scheme, user, port and .git
+    (https://h/o/r.git, git@h:o/r, ssh://git@h:22/o/r and h/o/r are the same); local paths stay paths."""
+    url = (url or "").strip()
+    if not url:
+        return ""
+    scp = re.match(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$", url)
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.scheme == "file":
+            host, path = "", parts.path
+        else:
+            host, path = (parts.hostname or "").lower(), parts.path
+    elif scp and not url.startswith("/"):
+        host, path = scp.group(1).lower(), scp.group(2)
+    else:
+        host, path = "", url
+    path = re.sub(r"/+", "/", path).rstrip("/")
+    if path.endswith(".git"):
+        path = path[:-4]
+    return "%s/%s" % (host, path.lstrip("/")) if host else path
+
+
+def push_urls(event: dict[str, Any]) -> list[str]:
+    """Every URL by which a GitHub or GitLab push event names its repository."""
+    urls = []
+    for section in ("repository", "project"):
+        part = event.get(section) or {}
+        for key in ("clone_url", "ssh_url", "git_url", "html_url", "url", "git_http_url", "git_ssh_url",
+                    "web_url", "homepage"):
+            if isinstance(part.get(key), str):
+                urls.append(part[key])
+    return urls
+
+
+def matching_bundles(registry: dict[str, dict[str, Any]], urls: list[str]) -> list[str]:
+    wanted = {normalize_url(u) for u in urls if u}
+    wanted.discard("")
+    return sorted(name for name, entry in registry.items() if normalize_url(entry.get("url", "")) in wanted)
+
+
+def pushed_ref(event: dict[str, Any]) -> str | None:
+    ref = event.get("ref") or ""
+    for prefix in ("refs/heads/", "refs/tags/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix):]
+    return ref or None
+
+
+def request_refresh(session, bundle: str) -> str:
+    """Queue a priority parse of one of the bundle's files, which makes the dag-processors that serve the
+    bundle refresh it (git fetch and checkout of its tracking ref) at their next loop. Returns the file."""
+    from airflow.models.dag import DagModel
+    from airflow.models.dagbag import DagPriorityParsingRequest
+
+    rel = session.scalar(select(DagModel.relative_fileloc).where(DagModel.bundle_name == bundle,
+                                                                 DagModel.relative_fileloc.is_not(None))
+                         .order_by(DagModel.is_stale, DagModel.dag_id).limit(1))
+    rel = rel or ".airflowignore"  # no DAG parsed yet: any path makes the processor refresh the bundle
+    pending = session.scalar(select(func.count()).select_from(DagPriorityParsingRequest).where(
+        DagPriorityParsingRequest.bundle_name == bundle, DagPriorityParsingRequest.relative_fileloc == rel))
+    if not pending:
+        session.add(DagPriorityParsingRequest(bundle_name=bundle, relative_fileloc=rel))
+    return rel
+
+
+def status(session) -> list[dict[str, Any]]:
+    """Per registered repository: what is pinned, what Airflow serves, when it last refreshed, its DAGs and
+    import errors."""
+    from airflow.models.dag import DagModel
+    from airflow.models.dagbundle import DagBundleModel
+    from airflow.models.errors import ParseImportError
+
+    out = []
+    for name, entry in sorted(read_registry(session).items()):
+        bundle = session.get(DagBundleModel, name)
+        dags = session.scalars(select(DagModel.dag_id).where(DagModel.bundle_name == name,
+                                                             DagModel.is_stale.is_(False))).all()
+        errors = session.scalars(select(ParseImportError).where(ParseImportError.bundle_name == name)).all()
+        out.append({
+            "name": name,
+            "url": entry.get("url"),
+            "ref": entry.get("ref"),
+            "pinned": bool(entry.get("pin", True)),
+            "pinned_commit": entry.get("commit") if entry.get("pin", True) else None,
+            "served_version": bundle.version if bundle else None,
+            "last_refresh": bundle.last_refreshed.isoformat() if bundle and bundle.last_refreshed else None,
+            "dag_count": len(dags),
+            "dag_ids": sorted(dags),
+            "import_errors": [{"file": e.filename,
+                               "message": ((e.stacktrace or "").strip().splitlines() or [""])[-1]}
+                              for e in errors],
+        })
+    return out
