@@ -36,6 +36,7 @@ secrets_values:
   airflow_fernet_key: {fernet}
   airflow_jwt_secret: jwt-secret
   airflow_api_secret_key: api-secret
+  airflow_webhook_secret: {webhook}
 airflow_db_host: db.example.com
 airflow_config:
   core:
@@ -45,11 +46,11 @@ airflow_config:
 """
 
 
-def render(run_playbook, tmp_path, db_password="plain", fernet="k" * 43 + "="):
+def render(run_playbook, tmp_path, db_password="plain", fernet="k" * 43 + "=", webhook="webhook-secret", extra=""):
     out = tmp_path / "out"
     out.mkdir()
-    values = {"db_password": json.dumps(db_password), "fernet": json.dumps(fernet)}
-    (out / "test-vars.yml").write_text(TEST_VARS.format(**values))
+    values = {"db_password": json.dumps(db_password), "fernet": json.dumps(fernet), "webhook": json.dumps(webhook)}
+    (out / "test-vars.yml").write_text(TEST_VARS.format(**values) + extra)
     result = run_playbook(RENDER.format(role=ROLE, out=out))
     assert result.rc == 0, result.output
     return out
@@ -89,3 +90,40 @@ def test_cfg_merges_user_settings_and_holds_no_secrets(run_playbook, tmp_path):
     for key in ("fernet_key", "sql_alchemy_conn", "secret_key", "jwt_secret"):
         assert key not in text
     assert shell_env(out / "airflow.env", "AIRFLOW__API_AUTH__JWT_SECRET") == "jwt-secret"
+
+
+@pytest.mark.parametrize("secret", ["plain", 'quo"te$dol`lar\\slash'])
+def test_webhook_secret_reaches_airflow_as_a_connection(run_playbook, tmp_path, secret):
+    out = render(run_playbook, tmp_path, webhook=secret)
+    conn = json.loads(shell_env(out / "airflow.env", "AIRFLOW_CONN_QUBINODE_WEBHOOK"))
+    assert conn == {"conn_type": "generic", "password": secret}
+    assert secret not in (out / "airflow.cfg").read_text()
+
+
+def test_operators_examples_and_lineage_options(run_playbook, tmp_path):
+    extra = """
+airflow_ansible_operators: true
+airflow_example_dags: true
+airflow_openlineage_transport: {type: http, url: "https://lineage.example.com", auth: {type: api_key, apiKey: ol-key-1}}
+"""
+    out = render(run_playbook, tmp_path, extra=extra)
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(out / "airflow.cfg")
+    bundles = json.loads(cfg["dag_processor"]["dag_bundle_config_list"])
+    assert [b["name"] for b in bundles] == ["dags-folder", "qubinode-examples"]
+    assert bundles[1]["kwargs"]["path"].endswith("/src/qubinode_airflow/example_dags")
+    assert cfg["qubinode_ansible"]["collections_path"] == "/opt/qubinode-airflow/collections"
+    assert cfg["openlineage"]["disabled"] == "False" and cfg["openlineage"]["namespace"] == "qubinode"
+    transport = json.loads(shell_env(out / "airflow.env", "AIRFLOW__OPENLINEAGE__TRANSPORT"))
+    assert transport["auth"]["apiKey"] == "ol-key-1"
+    assert "ol-key-1" not in (out / "airflow.cfg").read_text()
+
+
+def test_options_off_by_default(run_playbook, tmp_path):
+    out = render(run_playbook, tmp_path)
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(out / "airflow.cfg")
+    assert [b["name"] for b in json.loads(cfg["dag_processor"]["dag_bundle_config_list"])] == ["dags-folder"]
+    assert not cfg.has_option("qubinode_ansible", "collections_path")
+    assert cfg["openlineage"]["disabled"] == "True"
+    assert "AIRFLOW__OPENLINEAGE__TRANSPORT" not in (out / "airflow.env").read_text()

@@ -18,6 +18,7 @@ NAMES = {
     "airflow_admin_password",
     "airflow_db_password",
     "temporal_db_password",
+    "airflow_webhook_secret",
 }
 
 PLAY = """

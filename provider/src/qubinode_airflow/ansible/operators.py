@@ -58,7 +58,7 @@ class AnsiblePlaybookOperator(BaseOperator):
         return self.playbook, {}, self.playbook
 
     def execute(self, context) -> dict[str, dict[str, int]]:
-        if not isinstance(self.extra_vars, dict):
+        if not isinstance(self.extra_vars, dict):  # an XComArg is resolved to its value by now
             raise TypeError("extra_vars must be a mapping, got %s" % type(self.extra_vars).__name__)
         playbook, files, label = self._playbook()
         self._hook = AnsibleHook(ansible_conn_id=self.ansible_conn_id, vault_conn_id=self.vault_conn_id,

@@ -1,0 +1,46 @@
+# Copyright (c) qubinode.airflow contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Register (or update) a git repository of DAGs from inside Airflow: the collection's dag_repos
+playbook fetches, validates and pins it and every Airflow host serves it, exactly as from
+ansible-playbook or AWX. Trigger with a conf such as
+{"name": "team_a", "url": "https://git.example.com/team-a/dags.git", "ref": "main", "subdir": "dags"}.
+
+The connection `qubinode_stack` (type qubinode_ansible) holds the stack's inventory, SSH user and key.
+Repositories that need credentials take them from Ansible Vault (`qubinode_vault`) through the
+manifest's `credentials` variable name, never from the DAG's params.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+
+from qubinode_airflow.ansible.operators import AnsiblePlaybookOperator
+
+with DAG(
+    "qubinode_dag_repo_register",
+    description="Validate, pin and serve a git repository of DAGs (the dag_repos playbook)",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["qubinode", "ansible", "dag-repos"],
+    params={
+        "name": Param("example", type="string", pattern=r"^[A-Za-z0-9_-]{1,100}$"),
+        "url": Param("https://git.example.com/dags.git", type="string", minLength=1),
+        "ref": Param("main", type="string"),
+        "subdir": Param(None, type=["null", "string"]),
+        "pin": Param(True, type="boolean"),
+    },
+) as dag:
+
+    @task
+    def manifest(params=None) -> list[dict]:
+        """The manifest entry the dag_repos playbook reads (its lookup checks every field)."""
+        entry = {key: params[key] for key in ("name", "url", "ref", "pin")}
+        if params.get("subdir"):
+            entry["subdir"] = params["subdir"]
+        return [entry]
+
+    AnsiblePlaybookOperator(task_id="register", playbook="qubinode.airflow.dag_repos",
+                            ansible_conn_id="qubinode_stack", extra_vars={"dag_repos": manifest()})
