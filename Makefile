@@ -4,7 +4,7 @@ SHELL := /bin/bash
 HACK := hack
 RUN := source $(HACK)/lib.sh &&
 
-.PHONY: help bootstrap image up down test unit provider sanity lint molecule molecule-default molecule-distributed build bench bench-backbone bench-registration bench-dag-repo bench-temporal clean
+.PHONY: help bootstrap image up down test unit provider sanity lint molecule molecule-default molecule-distributed build bench bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t24
@@ -46,7 +46,7 @@ molecule-distributed: ## PostgreSQL and Airflow on separate hosts
 build: ## Build the collection tarball
 	@$(RUN) ansible-galaxy collection build --force --output-path .cache/dist
 
-bench: bench-backbone bench-registration bench-dag-repo bench-temporal ## Print every benchmark's figures
+bench: bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side ## Print every benchmark's figures
 
 bench-backbone: bootstrap ## make up times, second converge time, idle RSS
 	@$(HACK)/bench-backbone.sh
@@ -59,6 +59,9 @@ bench-dag-repo: bootstrap ## git push until the new DAG is served: pinned, track
 
 bench-temporal: bootstrap ## 100 no-op tasks: LocalExecutor vs Temporal with one and two workers; idle RSS
 	@$(HACK)/bench-temporal.sh
+
+bench-airflow-side: bootstrap ## git push -> DAG served via the webhook (p50/p95); AnsibleRoleOperator overhead
+	@$(HACK)/bench-airflow-side.sh
 
 clean: down ## Remove caches and the project virtualenv
 	rm -rf .cache .venv .ansible tests/output

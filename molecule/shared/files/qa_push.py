@@ -89,7 +89,7 @@ def main():
         if status != 202:
             sys.exit("webhook answered HTTP %s: %s" % (status, body[:300]))
         while True:
-            status, _ = call("%s/api/v2/dags/%s" % (args.api, dag_id), headers={"Authorization": "Bearer " + token})
+            status = call("%s/api/v2/dags/%s" % (args.api, dag_id), headers={"Authorization": "Bearer " + token})[0]
             if status == 200:
                 break
             if time.monotonic() - start > args.timeout:
