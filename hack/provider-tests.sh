@@ -33,6 +33,12 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   "$venv/bin/pip" install -q -r "$req" --constraint "$constraints"
   echo "$want" >"$stamp"
 fi
-"$venv/bin/pip" install -q --no-deps -e "$QA_ROOT/provider"
+# Installed from a clean copy, not in place: a build in provider/ would leave egg-info there, which
+# the airflow role copies to hosts with the package source.
+src="$QA_CACHE/provider-src"
+rm -rf "$src"
+mkdir -p "$src"
+(cd "$QA_ROOT/provider" && git ls-files -co --exclude-standard -z . | tar --null -T - -c) | tar -x -C "$src"
+"$venv/bin/pip" install -q --no-deps --force-reinstall "$src"
 cd "$QA_ROOT/provider/tests"
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
+PYTHONDONTWRITEBYTECODE=1 exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
