@@ -1,6 +1,7 @@
 """Read connections, variables and pools back with the official apache-airflow-client.
 
-Usage: qa_read_back.py KIND ID [ID ...]; the API password comes from AIRFLOW_API_PASSWORD.
+Usage: qa_read_back.py KIND ID [ID ...]; the API password comes from the stack's root-only secrets
+file on this host (never through Ansible, whose -vvv output would show a task environment).
 Prints {id: object or null} as JSON: an independent reader of what the modules wrote.
 """
 
@@ -13,10 +14,19 @@ from airflow_client import client
 from airflow_client.client.exceptions import NotFoundException
 
 URL = os.environ.get("AIRFLOW_API_URL", "http://127.0.0.1:8080")
+SECRETS = "/etc/qubinode-airflow/secrets.yml"
+
+
+def password():
+    with open(SECRETS) as f:
+        for line in f:
+            if line.startswith("airflow_admin_password:"):
+                return line.split(":", 1)[1].strip().strip("'\"")
+    raise SystemExit("no airflow_admin_password in %s" % SECRETS)
 
 
 def token():
-    body = json.dumps({"username": "admin", "password": os.environ["AIRFLOW_API_PASSWORD"]}).encode()
+    body = json.dumps({"username": "admin", "password": password()}).encode()
     req = urllib.request.Request(URL + "/auth/token", data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.load(resp)["access_token"]
