@@ -5,6 +5,11 @@ playbook fetches, validates and pins it and every Airflow host serves it, exactl
 ansible-playbook or AWX. Trigger with a conf such as
 {"name": "team_a", "url": "https://git.example.com/team-a/dags.git", "ref": "main", "subdir": "dags"}.
 
+Caution: adding a NEW repository restarts every Airflow service of the hosts (they read the bundle
+list at start), including the scheduler whose LocalExecutor runs this task; run it against a stack
+other than the one it runs in, or from AWX, until that restart no longer ends the task. A new commit
+of a registered repository restarts only the dag-processor, which is safe from here.
+
 The connection `qubinode_stack` (type qubinode_ansible) holds the stack's inventory, SSH user and key.
 Repositories that need credentials take them from Ansible Vault (`qubinode_vault`) through the
 manifest's `credentials` variable name, never from the DAG's params.
