@@ -27,7 +27,7 @@ import tempfile
 import time
 
 from ansible_collections.qubinode.airflow.plugins.module_utils._api import AirflowAPIError
-from ansible_collections.qubinode.airflow.plugins.module_utils._host import AIRFLOW_UNITS, installed_units, systemctl
+from ansible_collections.qubinode.airflow.plugins.module_utils._host import AIRFLOW_UNITS, installed_units, restart_with_cleanup
 
 REGISTRY_KEY = "qubinode_dag_repos"
 ENV_NAME = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
@@ -348,12 +348,10 @@ def apply_to_host(module, registry, config_dir, group, check_mode):
             os.rename(tmp, env_file)
     units = installed_units(restart)
     if not check_mode:
-        systemctl(module, "stop", units, RepoError)
         storage = _config(os.path.join(config_dir, "airflow.cfg"), "dag_bundle_storage_path",
                           os.path.join(tempfile.gettempdir(), "airflow", "dag_bundles"))
-        for name, part in stale_clones(effective_old, bundles):
-            shutil.rmtree(os.path.join(storage, name, part), ignore_errors=True)
-        systemctl(module, "start", units, RepoError)
+        stale = [os.path.join(storage, name, part) for name, part in stale_clones(effective_old, bundles)]
+        restart_with_cleanup(module, units, stale, RepoError)
     return True, units, bundles
 
 

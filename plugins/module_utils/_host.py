@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import shlex
+import shutil
 
 # Every unit that reads airflow.cfg and the settings files; a host has only some of them
 # (a Temporal worker host has just the worker).
@@ -32,3 +34,25 @@ def systemctl(module, verb, units, error):
         rc, _o, err = module.run_command(["systemctl", verb] + list(units))
         if rc != 0:
             raise error("systemctl %s %s failed: %s" % (verb, " ".join(units), err.strip()))
+
+
+def restart_with_cleanup(module, units, paths, error):
+    """Stop `units`, remove `paths`, start `units` again, as one transient systemd service.
+
+    systemd finishes it even if the caller dies half-way: an Airflow task that registers a
+    repository through this collection restarts the scheduler it runs under, which ends the task,
+    its ansible-playbook and, over SSH, this module. Run from the module itself, the units would
+    stay stopped."""
+    if not units:
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
+        return
+    script = "systemctl stop %s; rm -rf -- %s; systemctl start %s" % (
+        " ".join(units), " ".join(shlex.quote(p) for p in paths) or "/nonexistent", " ".join(units))
+    name = "qubinode-airflow-restart-%d" % os.getpid()
+    rc, _o, err = module.run_command(
+        ["systemd-run", "--unit", name, "--description", "qubinode.airflow: restart after a DAG bundle change",
+         "--collect", "--wait", "--quiet", "--", "/bin/sh", "-c", script])
+    if rc != 0:
+        raise error("restarting %s failed (%s); see journalctl -u %s.service"
+                    % (" ".join(units), err.strip() or "exit %d" % rc, name))

@@ -13,15 +13,30 @@ from ansible_collections.qubinode.airflow.plugins.module_utils import _host as h
 
 
 class Runner:
-    """The one AnsibleModule method the code uses, run for real."""
+    """The one AnsibleModule method the code uses, run for real. The host's init system is not:
+    `systemd-run` runs its command here, with a `systemctl` that records its arguments."""
 
     systemctl = []
+    fakebin = None
+    fail = None  # a systemctl verb that fails
 
     def run_command(self, args, cwd=None, environ_update=None):
-        if args[0] == "systemctl":  # the host's init system: recorded, not run
+        env = dict(os.environ, **(environ_update or {}))
+        if args[0] == "systemctl":
             Runner.systemctl.append(args[1:])
             return 0, "", ""
-        env = dict(os.environ, **(environ_update or {}))
+        if args[0] == "systemd-run":
+            log = os.path.join(Runner.fakebin, "calls")
+            with open(os.path.join(Runner.fakebin, "systemctl"), "w") as f:
+                f.write('#!/bin/sh\necho "$@" >> %s\n[ "$1" != "%s" ]\n' % (log, Runner.fail))
+            os.chmod(os.path.join(Runner.fakebin, "systemctl"), 0o755)
+            args = args[args.index("--") + 1:]
+            env["PATH"] = Runner.fakebin + os.pathsep + env["PATH"]
+            proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+            with open(log) as f:
+                Runner.systemctl += [line.split() for line in f]
+            os.remove(log)
+            return proc.returncode, proc.stdout, proc.stderr
         proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
         return proc.returncode, proc.stdout, proc.stderr
 
@@ -146,7 +161,9 @@ def confdir(tmp_path, monkeypatch):
         if unit != "airflow-temporal-worker":
             (units / ("%s.service" % unit)).write_text("")
     monkeypatch.setattr(host, "UNIT_DIR", str(units))
-    Runner.systemctl = []
+    Runner.systemctl, Runner.fail = [], None
+    Runner.fakebin = str(tmp_path / "bin")
+    os.mkdir(Runner.fakebin)
     storage = tmp_path / "bundles"
     (tmp_path / "airflow.cfg").write_text(
         "[dag_processor]\ndag_bundle_storage_path = %s\ndag_bundle_config_list = %s\n" % (storage, json.dumps(BASE)))
@@ -180,6 +197,14 @@ def test_a_new_pin_restarts_the_dag_processor_only_and_drops_its_stale_clone(con
     changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), "airflow", False)
     assert changed and restarted == ["airflow-dag-processor"]
     assert not stale.exists() and (confdir / "bundles" / "platform" / "versions").exists()
+    assert Runner.systemctl[-2:] == [["stop", "airflow-dag-processor"], ["start", "airflow-dag-processor"]]
+
+
+def test_a_failed_restart_is_reported_with_where_to_look(confdir):
+    Runner.fail = "start"
+    with pytest.raises(dr.RepoError, match=r"restarting .*airflow-scheduler.*journalctl -u qubinode-airflow-restart-"):
+        dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), "airflow", False)
+    assert [c[0] for c in Runner.systemctl] == ["stop", "start"]
 
 
 def test_a_new_or_moved_repository_drops_all_its_old_clones(confdir):

@@ -5,10 +5,11 @@ playbook fetches, validates and pins it and every Airflow host serves it, exactl
 ansible-playbook or AWX. Trigger with a conf such as
 {"name": "team_a", "url": "https://git.example.com/team-a/dags.git", "ref": "main", "subdir": "dags"}.
 
-Caution: adding a NEW repository restarts every Airflow service of the hosts (they read the bundle
-list at start), including the scheduler whose LocalExecutor runs this task; run it against a stack
-other than the one it runs in, or from AWX, until that restart no longer ends the task. A new commit
-of a registered repository restarts only the dag-processor, which is safe from here.
+Adding a NEW repository restarts every Airflow service of the hosts (they read the bundle list at
+start), including the scheduler that runs this task. systemd completes that restart on its own,
+whatever happens to the task; the task is then run again, and its second run finds the repository
+registered and served (changed=0). A new commit of a registered repository restarts only the
+dag-processor.
 
 The connection `qubinode_stack` (type qubinode_ansible) holds the stack's inventory, SSH user and key.
 Repositories that need credentials take them from Ansible Vault (`qubinode_vault`) through the
@@ -16,6 +17,8 @@ manifest's `credentials` variable name, never from the DAG's params.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, Param, task
@@ -48,4 +51,5 @@ with DAG(
         return [entry]
 
     AnsiblePlaybookOperator(task_id="register", playbook="qubinode.airflow.dag_repos",
-                            ansible_conn_id="qubinode_stack", extra_vars={"dag_repos": manifest()})
+                            ansible_conn_id="qubinode_stack", extra_vars={"dag_repos": manifest()},
+                            retries=3, retry_delay=timedelta(seconds=20))
