@@ -18,17 +18,15 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
-HOST = os.environ.get("QA_UP_NAME", "qubinode-airflow-dev")
-API = "http://127.0.0.1:%s" % os.environ.get("QA_UI_PORT", "18080")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_lib import HOST, ROOT, Api, git_server, register, sh, stack_secrets, stop_git_server
+
 PUSHES = int(os.environ.get("QA_BENCH_PUSHES", "10"))
 ROUNDS = int(os.environ.get("QA_BENCH_ROUNDS", "5"))
 NAIVE = os.environ.get("QA_BENCH_NAIVE", "1") != "0"
 VENV = "/opt/qubinode-airflow/venv"
+GIT = ("qa-bench-hook-git", "/srv/bench-hook", "/root/bench-hook-work")
 
 ROLE_DAG = '''import pendulum
 from airflow.sdk import DAG
@@ -45,102 +43,38 @@ ROLE_PLAY = '''- hosts: airflow_core
 '''
 
 
-def sh(script):
-    return subprocess.run(["podman", "exec", "-i", HOST, "bash", "-e"], input=script, text=True,
-                          capture_output=True, check=True).stdout.strip()
-
-
-def secrets():
-    out = sh("cat /etc/qubinode-airflow/secrets.yml")
-    return dict(line.split(":", 1) for line in out.splitlines() if ":" in line and not line.startswith("-"))
-
-
-class Api:
-    def __init__(self, password):
-        req = urllib.request.Request(API + "/auth/token", method="POST",
-                                     data=json.dumps({"username": "admin", "password": password}).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            self.token = json.load(resp)["access_token"]
-
-    def call(self, method, path, body=None):
-        req = urllib.request.Request(API + "/api/v2/" + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": "Bearer " + self.token,
-                                              "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                text = resp.read()
-                return resp.status, json.loads(text) if text else None
-        except urllib.error.HTTPError as e:
-            return e.code, None
-
-
-def clean(value):
-    return value.strip().strip("'\"")
-
-
 def pct(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
 def webhook_figures(creds, api):
-    sh("""
-systemctl stop qa-bench-hook-git 2>/dev/null || true
-rm -rf /srv/bench-hook /root/bench-hook-work
-git config --global user.email bench@example.com; git config --global user.name bench
-git init -q --bare -b main /srv/bench-hook/hook.git
-git init -q -b main /root/bench-hook-work; cd /root/bench-hook-work; git remote add origin /srv/bench-hook/hook.git
-mkdir dags; printf 'x' > dags/.keep; git add -A; git commit -qm seed; git push -q origin main
-systemd-run --unit qa-bench-hook-git git daemon --base-path=/srv/bench-hook --export-all --reuseaddr \
-  --listen=127.0.0.1 --port=9420 >/dev/null
-sleep 1; git ls-remote git://127.0.0.1:9420/hook.git >/dev/null
-""")
-    subprocess.run(["podman", "cp", os.path.join(ROOT, "molecule", "shared", "files", "qa_push.py"),
-                    "%s:/root/qa_push.py" % HOST], check=True)
-    register("present")
+    unit, base, work = GIT
+    url = git_server(unit, base, "hook", work, 9420)
+    for name in ("qa_push.py", "qa_repo_dag.py"):
+        subprocess.run(["podman", "cp", os.path.join(ROOT, "molecule", "shared", "files", name),
+                        "%s:/root/%s" % (HOST, name)], check=True)
+    register("bench_hook", url, pin=False)
     stdin = json.dumps({"secret": creds["airflow_webhook_secret"], "password": creds["airflow_admin_password"]})
-    out = subprocess.run(["podman", "exec", "-i", HOST, "python3", "/root/qa_push.py", "--work",
-                          "/root/bench-hook-work", "--repo-url", "git://127.0.0.1:9420/hook.git", "--prefix",
-                          "bench_hook", "--pushes", str(PUSHES), "--timeout", "600"],
+    out = subprocess.run(["podman", "exec", "-i", HOST, "python3", "/root/qa_push.py", "--work", work,
+                          "--template", "/root/qa_repo_dag.py", "--repo-url", url, "--prefix", "bench_hook",
+                          "--pushes", str(PUSHES), "--timeout", "600"],
                          input=stdin, text=True, capture_output=True, check=True).stdout
     seconds = json.loads(out)["seconds"]
     naive = None
     if NAIVE:
         dag_id = "bench_nohook_%d" % int(time.time())
-        sh("cd /root/bench-hook-work; sed 's/bench_hook_[0-9_]*/%s/' $(ls dags/bench_hook_*.py | head -1) "
-           "> dags/%s.py; git add -A; git commit -qm %s; git push -q origin main" % (dag_id, dag_id, dag_id))
+        sh("cd %s; sed 's/QA_DAG_ID/%s/' /root/qa_repo_dag.py > dags/%s.py; git add -A; git commit -qm %s; "
+           "git push -q origin main" % (work, dag_id, dag_id, dag_id))
         start = time.monotonic()
         while api.call("GET", "dags/" + dag_id)[0] != 200:
             if time.monotonic() - start > 900:
                 raise SystemExit("%s not served within 900 s without the webhook" % dag_id)
             time.sleep(1)
         naive = time.monotonic() - start
-    register("absent")
-    sh("systemctl stop qa-bench-hook-git || true")
+    register("bench_hook", url, pin=False, state="absent")
+    stop_git_server(unit, base, work)
     return seconds, naive
-
-
-def register(state):
-    play = os.path.join(os.environ["QA_CACHE"], "bench-airflow-side-register.yml")
-    with open(play, "w") as f:
-        f.write("""
-- hosts: airflow_core[0]
-  become: true
-  gather_facts: false
-  roles: [qubinode.airflow.secrets]
-  tasks:
-    - qubinode.airflow.airflow_dag_repo:
-        api_password: "{{ secrets_values.airflow_admin_password }}"
-        name: bench_hook
-        url: git://127.0.0.1:9420/hook.git
-        subdir: dags
-        pin: false
-        state: %s
-""" % state)
-    subprocess.run(["ansible-playbook", "-i", os.path.join(os.environ["QA_CACHE"], "up", "inventory.yml"), play],
-                   env=dict(os.environ, ANSIBLE_PIPELINING="true"), check=True, capture_output=True)
 
 
 def operator_figures(creds, api):
@@ -206,7 +140,7 @@ install -o airflow -g airflow -m 0600 /root/bench-key /var/lib/airflow/bench-key
 
 
 def main():
-    creds = {k: clean(v) for k, v in secrets().items()}
+    creds = stack_secrets()
     api = Api(creds["airflow_admin_password"])
     seconds, naive = webhook_figures(creds, api)
     direct, task, run = operator_figures(creds, api)

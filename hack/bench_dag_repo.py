@@ -10,20 +10,15 @@ the test host's loopback serves the repository. Run through hack/bench-dag-repo.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
-HOST = os.environ.get("QA_UP_NAME", "qubinode-airflow-dev")
-API = "http://127.0.0.1:%s" % os.environ.get("QA_UI_PORT", "18080")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-INVENTORY = os.path.join(os.environ["QA_CACHE"], "up", "inventory.yml")
-WORK = os.path.join(os.environ["QA_CACHE"], "bench-dag-repo")
+import bench_lib
+from bench_lib import HOST, Api, admin_password, git_server, sh, stop_git_server
+
+URL = "git://127.0.0.1:9419/dags.git"
 ROUNDS = int(os.environ.get("QA_BENCH_ROUNDS", "3"))
 TIMEOUT = 900
 
@@ -44,52 +39,8 @@ bench()
 '''
 
 
-def sh(script):
-    return subprocess.run(["podman", "exec", "-i", HOST, "bash", "-e"], input=script, text=True,
-                          capture_output=True, check=True).stdout.strip()
-
-
-def admin_password():
-    out = sh("grep '^airflow_admin_password:' /etc/qubinode-airflow/secrets.yml")
-    return out.split(":", 1)[1].strip().strip("'\"")
-
-
-class Api:
-    def __init__(self, password):
-        self.password = password
-        self.token = None
-
-    def call(self, method, path, body=None):
-        if self.token is None:
-            req = urllib.request.Request(API + "/auth/token", method="POST",
-                                         data=json.dumps({"username": "admin", "password": self.password}).encode(),
-                                         headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                self.token = json.load(resp)["access_token"]
-        req = urllib.request.Request(API + "/api/v2/" + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": "Bearer " + self.token,
-                                              "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                text = resp.read()
-                return resp.status, json.loads(text) if text else None
-        except urllib.error.HTTPError as e:
-            return e.code, None
-
-
 def setup_repo():
-    sh("""
-systemctl stop qa-bench-git 2>/dev/null || true
-rm -rf /srv/bench-git /root/bench-work
-git config --global user.email bench@example.com; git config --global user.name bench
-git init -q --bare -b main /srv/bench-git/dags.git
-git init -q -b main /root/bench-work; cd /root/bench-work; git remote add origin /srv/bench-git/dags.git
-mkdir dags; touch dags/.keep; git add -A; git commit -qm seed; git push -q origin main
-systemd-run --unit qa-bench-git git daemon --base-path=/srv/bench-git --export-all --reuseaddr \
-  --listen=127.0.0.1 --port=9419 >/dev/null
-sleep 1; git ls-remote git://127.0.0.1:9419/dags.git >/dev/null
-""")
+    git_server("qa-bench-git", "/srv/bench-git", "dags", "/root/bench-work", 9419)
     push("bench_seed")
 
 
@@ -99,26 +50,8 @@ def push(dag_id):
               "git push -q origin main; git rev-parse HEAD" % (body, dag_id, dag_id))
 
 
-def register(pin, wait=True, state="present"):
-    play = os.path.join(WORK, "play.yml")
-    with open(play, "w") as f:
-        f.write("""
-- hosts: airflow_core[0]
-  become: true
-  gather_facts: false
-  roles: [qubinode.airflow.secrets]
-  tasks:
-    - qubinode.airflow.airflow_dag_repo:
-        api_password: "{{ secrets_values.airflow_admin_password }}"
-        name: bench_repo
-        url: git://127.0.0.1:9419/dags.git
-        subdir: dags
-        pin: %s
-        wait: %s
-        state: %s
-""" % (pin, wait, state))
-    env = dict(os.environ, ANSIBLE_PIPELINING="true")
-    subprocess.run(["ansible-playbook", "-i", INVENTORY, play], env=env, check=True, capture_output=True)
+def register(pin, state="present"):
+    bench_lib.register("bench_repo", URL, pin, state=state)
 
 
 def wait_served(api, dag_id, commit, start):
@@ -137,7 +70,6 @@ def file_token(api, dag_id):
 
 
 def main():
-    os.makedirs(WORK, exist_ok=True)
     api = Api(admin_password())
     setup_repo()
     register(pin=True)
@@ -167,7 +99,7 @@ def main():
     without = wait_served(api, dag_id, commit, start)
 
     register(pin=True, state="absent")
-    sh("systemctl stop qa-bench-git; rm -rf /srv/bench-git /root/bench-work")
+    stop_git_server("qa-bench-git", "/srv/bench-git", "/root/bench-work")
 
     def fmt(xs):
         return "%.1f s (median of %d: %s)" % (statistics.median(xs), len(xs), ", ".join("%.1f" % x for x in xs))

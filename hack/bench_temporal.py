@@ -17,7 +17,7 @@ import sys
 import time
 from datetime import datetime
 
-from bench_dag_repo import Api
+from bench_lib import Api
 
 INVENTORY = os.environ["QA_BENCH_INVENTORY"]
 CORE, WORKERS = "qa-bench-core", ["qa-bench-w1", "qa-bench-w2"]

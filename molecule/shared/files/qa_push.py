@@ -16,23 +16,6 @@ import time
 import urllib.error
 import urllib.request
 
-TEMPLATE = '''import pendulum
-from airflow.sdk import dag, task
-
-
-@dag(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False)
-def pushed():
-    @task
-    def hello():
-        return "pushed"
-
-    hello()
-
-
-pushed()
-'''
-
-
 def call(url, body=None, headers=None, method=None):
     req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
     try:
@@ -46,6 +29,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--api", default="http://127.0.0.1:8080")
     ap.add_argument("--work", required=True, help="clone of the repository to commit in")
+    ap.add_argument("--template", required=True, help="DAG file whose QA_DAG_ID each push replaces")
     ap.add_argument("--subdir", default="dags")
     ap.add_argument("--repo-url", required=True, help="the repository URL the push event names")
     ap.add_argument("--prefix", default="qa_pushed")
@@ -54,6 +38,8 @@ def main():
     ap.add_argument("--check-refusals", action="store_true")
     args = ap.parse_args()
     creds = json.load(sys.stdin)
+    with open(args.template) as f:
+        template = f.read()
     status, body = call(args.api + "/auth/token", json.dumps({"username": "admin", "password": creds["password"]}).encode(),
                         {"Content-Type": "application/json"})
     if status != 201:
@@ -79,7 +65,7 @@ def main():
     for n in range(args.pushes):
         dag_id = "%s_%d_%d" % (args.prefix, int(time.time()), n)
         with open(os.path.join(args.work, args.subdir, dag_id + ".py"), "w") as f:
-            f.write(TEMPLATE.format(dag_id=dag_id))
+            f.write(template.replace("QA_DAG_ID", dag_id))
         start = time.monotonic()
         subprocess.run("git add -A && git commit -qm %s && git push -q origin HEAD:main" % dag_id, shell=True,
                        cwd=args.work, check=True)
