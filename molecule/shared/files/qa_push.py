@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 
+
 def call(url, body=None, headers=None, method=None):
     req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
     try:
