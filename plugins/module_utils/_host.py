@@ -47,8 +47,8 @@ def restart_with_cleanup(module, units, paths, error):
         for path in paths:
             shutil.rmtree(path, ignore_errors=True)
         return
-    script = "systemctl stop %s; rm -rf -- %s; systemctl start %s" % (
-        " ".join(units), " ".join(shlex.quote(p) for p in paths) or "/nonexistent", " ".join(units))
+    clean = "rm -rf -- %s; " % " ".join(shlex.quote(p) for p in paths) if paths else ""
+    script = "systemctl stop %s; %ssystemctl start %s" % (" ".join(units), clean, " ".join(units))
     name = "qubinode-airflow-restart-%d" % os.getpid()
     rc, _o, err = module.run_command(
         ["systemd-run", "--unit", name, "--description", "qubinode.airflow: restart after a DAG bundle change",
