@@ -35,13 +35,14 @@ sanity: ## ansible-test sanity on a clean copy of the collection
 lint: ## ansible-lint with the production profile
 	@$(RUN) ansible-lint --profile production -q
 
-molecule: molecule-default molecule-distributed ## All molecule scenarios
+molecule: ## All molecule scenarios, at the same time (logs in .cache/logs)
+	@$(HACK)/molecule.sh
 
 molecule-default: ## One host with the whole stack
-	@$(RUN) molecule test -s default
+	@$(HACK)/molecule.sh default
 
 molecule-distributed: ## PostgreSQL and Airflow on separate hosts
-	@$(RUN) molecule test -s distributed
+	@$(HACK)/molecule.sh distributed
 
 build: ## Build the collection tarball
 	@$(RUN) ansible-galaxy collection build --force --output-path .cache/dist

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs molecule scenarios at the same time, each into its own log under .cache/logs. The scenarios
+# share no host, network or apt archive, so they do not interfere. The console shows each scenario's
+# steps and play recaps as they happen, prefixed with its name; a failed scenario's whole log is
+# printed at the end. Exits non-zero when any scenario fails.
+#   hack/molecule.sh [SCENARIO...]     (default: every scenario under molecule/ except shared)
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$QA_ROOT"
+
+scenarios=("$@")
+if [ ${#scenarios[@]} -eq 0 ]; then
+  for d in molecule/*/molecule.yml; do
+    scenarios+=("$(basename "$(dirname "$d")")")
+  done
+fi
+
+logs="$QA_CACHE/logs"
+mkdir -p "$logs"
+declare -A pids started
+for s in "${scenarios[@]}"; do
+  log="$logs/molecule-$s.log"
+  qa_log "molecule $s: starting, log in $log"
+  started[$s]=$SECONDS
+  (
+    molecule test -s "$s" >"$log" 2>&1
+    rc=$?
+    echo "qubinode-molecule-exit $rc" >>"$log"
+    exit "$rc"
+  ) &
+  pids[$s]=$!
+  # Live progress: molecule's step lines, recaps and failures, prefixed with the scenario.
+  ( tail -n +1 -F --pid "${pids[$s]}" "$log" 2>/dev/null |
+      grep --line-buffered -E '^INFO|^ERROR|PLAY RECAP|: ok=[0-9]+ +changed=|^fatal:|^failed:' |
+      sed -u "s/^/[$s] /" ) &
+done
+
+failed=()
+for s in "${scenarios[@]}"; do
+  if wait "${pids[$s]}"; then
+    qa_log "molecule $s: passed in $(( (SECONDS - started[$s]) / 60 )) min"
+  else
+    qa_log "molecule $s: FAILED after $(( (SECONDS - started[$s]) / 60 )) min"
+    failed+=("$s")
+  fi
+done
+sleep 2   # let the progress readers drain
+
+for s in "${failed[@]}"; do
+  printf '\n===== full log of molecule scenario %s =====\n' "$s"
+  cat "$logs/molecule-$s.log"
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  qa_log "failed scenarios: ${failed[*]}"
+  exit 1
+fi
+qa_log "all molecule scenarios passed: ${scenarios[*]}"
