@@ -23,7 +23,7 @@ for s in "${scenarios[@]}"; do
   qa_log "molecule $s: starting, log in $log"
   started[$s]=$SECONDS
   (
-    molecule test -s "$s" >"$log" 2>&1
+    NO_COLOR=1 PY_COLORS=0 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 molecule test -s "$s" >"$log" 2>&1
     rc=$?
     echo "qubinode-molecule-exit $rc" >>"$log"
     exit "$rc"
@@ -31,7 +31,8 @@ for s in "${scenarios[@]}"; do
   pids[$s]=$!
   # Live progress: molecule's step lines, recaps and failures, prefixed with the scenario.
   ( tail -n +1 -F --pid "${pids[$s]}" "$log" 2>/dev/null |
-      grep --line-buffered -E '^INFO|^ERROR|PLAY RECAP|: ok=[0-9]+ +changed=|^fatal:|^failed:' |
+      sed -u 's/\x1b\[[0-9;]*m//g' |
+      grep --line-buffered -E '^(INFO|ERROR|CRITICAL) |PLAY RECAP|: ok=[0-9]+ +changed=|fatal: \[|failed: \[' |
       sed -u "s/^/[$s] /" ) &
 done
 
