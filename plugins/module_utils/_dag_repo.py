@@ -27,7 +27,8 @@ import tempfile
 import time
 
 from ansible_collections.qubinode.airflow.plugins.module_utils._api import AirflowAPIError
-from ansible_collections.qubinode.airflow.plugins.module_utils._host import AIRFLOW_UNITS, installed_units, restart_with_cleanup
+from ansible_collections.qubinode.airflow.plugins.module_utils._host import (
+    AIRFLOW_UNITS, airflow_python, installed_units, restart_with_cleanup)
 
 REGISTRY_KEY = "qubinode_dag_repos"
 ENV_NAME = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
@@ -189,15 +190,21 @@ print("QUBINODE-VALIDATION " + json.dumps({"dags": dags, "errors": errors}))
 
 
 def validate_tree(module, python, run_as, tree, airflow_env, timeout):
-    """Parse `tree` with Airflow; returns (dags {id: file}, report [..])."""
-    script = os.path.join(os.path.dirname(tree.rstrip("/")), "qubinode_validate.py")
+    """Parse `tree` with Airflow; returns (dags {id: file}, report [..]). `python` is the virtualenv's
+    interpreter; for the podman runtime (see runtime.json beside AIRFLOW_CONFIG) the services'
+    image runs the check instead, with the staging directory mounted."""
+    stage = os.path.dirname(tree.rstrip("/"))
+    script = os.path.join(stage, "qubinode_validate.py")
     with open(script, "w") as f:
         f.write(VALIDATOR)
     os.chmod(script, 0o644)
-    cmd = ["timeout", str(int(timeout)), python, script, tree]
-    if run_as and os.geteuid() == 0:
-        cmd = ["runuser", "-u", run_as, "--"] + cmd
-    rc, out, err = module.run_command(cmd, environ_update=airflow_env, cwd=tree)
+    venv = os.path.dirname(os.path.dirname(python))
+    config_dir = os.path.dirname(airflow_env.get("AIRFLOW_CONFIG", "")) or None
+    argv, env = airflow_python(venv, run_as, config_dir, airflow_env, mounts=[stage])
+    cmd = ["timeout", str(int(timeout))] + argv + [script, tree]
+    if argv[0] == "runuser":
+        cmd = argv[:4] + ["timeout", str(int(timeout))] + argv[4:] + [script, tree]
+    rc, out, err = module.run_command(cmd, environ_update=env, cwd=tree)
     line = [ln for ln in out.splitlines() if ln.startswith("QUBINODE-VALIDATION ")]
     if not line:
         raise RepoError("the DAG validation did not finish (rc %s): %s" % (rc, (err or out).strip()[-1500:]))
@@ -346,12 +353,12 @@ def apply_to_host(module, registry, config_dir, group, check_mode):
                 f.write(text)
             os.chmod(tmp, 0o644)
             os.rename(tmp, env_file)
-    units = installed_units(restart)
+    units = installed_units(restart, config_dir)
     if not check_mode:
         storage = _config(os.path.join(config_dir, "airflow.cfg"), "dag_bundle_storage_path",
                           os.path.join(tempfile.gettempdir(), "airflow", "dag_bundles"))
         stale = [os.path.join(storage, name, part) for name, part in stale_clones(effective_old, bundles)]
-        restart_with_cleanup(module, units, stale, RepoError)
+        restart_with_cleanup(module, units, stale, RepoError, config_dir)
     return True, units, bundles
 
 

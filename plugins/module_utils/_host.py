@@ -5,13 +5,17 @@
 #
 # PRIVATE: this module is internal to the qubinode.airflow collection. Its API may change
 # without notice; do not import it from other collections.
-"""The Airflow units of a host and how they are restarted, shared by the modules that write
-settings files the units read (bundles.env, orchestrator.env)."""
+"""The Airflow services of a host and how they are restarted, shared by the modules that write
+settings files the services read (bundles.env, orchestrator.env), and how Airflow's Python is run
+on the host. Both depend on the runtime the airflow role deployed: systemd units over a virtualenv
+(native), or containers of the host's compose project (podman), described by the role in
+runtime.json next to airflow.cfg."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 import shlex
 import shutil
@@ -21,22 +25,65 @@ import shutil
 AIRFLOW_UNITS = ("airflow-dag-processor", "airflow-scheduler", "airflow-triggerer", "airflow-api-server",
                  "airflow-temporal-worker")
 UNIT_DIR = "/etc/systemd/system"
+CONFIG_DIR = "/etc/airflow"
+RUNTIME_FILE = "runtime.json"
 
 
-def installed_units(names):
-    """Those of `names` that are installed on this host."""
+def read_runtime(config_dir=CONFIG_DIR):
+    """The runtime description the airflow role wrote; native when there is none."""
+    try:
+        with open(os.path.join(config_dir or CONFIG_DIR, RUNTIME_FILE)) as f:
+            runtime = json.load(f)
+    except (OSError, ValueError):
+        return dict(runtime="native")
+    return runtime if isinstance(runtime, dict) and runtime.get("runtime") else dict(runtime="native")
+
+
+def installed_units(names, config_dir=CONFIG_DIR):
+    """Those of `names` that run on this host: installed units, or containers of the compose project
+    (named as the units)."""
+    runtime = read_runtime(config_dir)
+    if runtime["runtime"] == "podman":
+        return [u for u in names if u in runtime.get("containers", [])]
     return [u for u in names if os.path.exists(os.path.join(UNIT_DIR, "%s.service" % u))]
 
 
-def systemctl(module, verb, units, error):
-    """`systemctl VERB UNITS...`; raises `error` (the caller's exception class) with systemd's answer."""
+def service_manager(config_dir=CONFIG_DIR):
+    """The command that stops, starts and restarts the services: systemctl, or podman for containers."""
+    return "podman" if read_runtime(config_dir)["runtime"] == "podman" else "systemctl"
+
+
+def systemctl(module, verb, units, error, config_dir=CONFIG_DIR):
+    """`systemctl VERB UNITS...` (`podman VERB CONTAINERS...` for the podman runtime); raises `error`
+    (the caller's exception class) with the answer."""
     if units:
-        rc, _o, err = module.run_command(["systemctl", verb] + list(units))
+        manager = service_manager(config_dir)
+        rc, _o, err = module.run_command([manager, verb] + list(units))
         if rc != 0:
-            raise error("systemctl %s %s failed: %s" % (verb, " ".join(units), err.strip()))
+            raise error("%s %s %s failed: %s" % (manager, verb, " ".join(units), err.strip()))
 
 
-def restart_with_cleanup(module, units, paths, error):
+def airflow_python(venv, run_as, config_dir=CONFIG_DIR, env=None, mounts=()):
+    """(argv, environ_update) that run Airflow's Python with `env` set: the virtualenv's as `run_as`,
+    or, for the podman runtime, a one-off container of the services' image, user and volumes, with
+    the host paths of `mounts` mounted at the same place."""
+    env = dict(env or {})
+    runtime = read_runtime(config_dir)
+    if runtime["runtime"] == "podman":
+        argv = ["podman", "run", "--rm", "--network", "host", "--user", runtime["user"],
+                "--volume", "/etc/passwd:/etc/passwd:ro", "--volume", "/etc/group:/etc/group:ro"]
+        for volume in list(runtime.get("volumes", [])) + ["%s:%s" % (m, m) for m in mounts]:
+            argv += ["--volume", volume]
+        for name in sorted(env):
+            argv += ["--env", "%s=%s" % (name, env[name])]
+        return argv + ["--entrypoint", "python", runtime["image"]], {}
+    argv = [os.path.join(venv, "bin", "python")]
+    if run_as and os.geteuid() == 0:
+        argv = ["runuser", "-u", run_as, "--"] + argv
+    return argv, env
+
+
+def restart_with_cleanup(module, units, paths, error, config_dir=CONFIG_DIR):
     """Stop `units`, remove `paths`, start `units` again, as one transient systemd service.
 
     systemd finishes it even if the caller dies half-way: an Airflow task that registers a
@@ -48,7 +95,8 @@ def restart_with_cleanup(module, units, paths, error):
             shutil.rmtree(path, ignore_errors=True)
         return
     clean = "rm -rf -- %s; " % " ".join(shlex.quote(p) for p in paths) if paths else ""
-    script = "systemctl stop %s; %ssystemctl start %s" % (" ".join(units), clean, " ".join(units))
+    manager = service_manager(config_dir)
+    script = "%s stop %s; %s%s start %s" % (manager, " ".join(units), clean, manager, " ".join(units))
     name = "qubinode-airflow-restart-%d" % os.getpid()
     rc, _o, err = module.run_command(
         ["systemd-run", "--unit", name, "--description", "qubinode.airflow: restart after a DAG bundle change",

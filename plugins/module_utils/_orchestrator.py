@@ -20,6 +20,8 @@ import json
 import os
 import shlex
 
+from ansible_collections.qubinode.airflow.plugins.module_utils._host import airflow_python
+
 ENV_FILE = "orchestrator.env"
 TEMPORAL_EXECUTOR = "Temporal:qubinode_airflow.temporal.executor.TemporalExecutor"
 HEADER = ("# Managed by qubinode.airflow.airflow_orchestrator: the engine that runs task instances.\n"
@@ -83,16 +85,15 @@ def write(path, settings):
     os.rename(tmp, path)
 
 
-def check_temporal(module, venv, address, namespace, run_as=None):
-    """Ask the Temporal frontend from this host, with the Airflow virtualenv's Temporal SDK."""
-    python = os.path.join(venv, "bin", "python")
-    if not os.path.exists(python):
+def check_temporal(module, venv, address, namespace, run_as=None, config_dir=None):
+    """Ask the Temporal frontend from this host, with the Temporal SDK of Airflow's Python (the
+    virtualenv's, or the services' image for the podman runtime)."""
+    argv, env = airflow_python(venv, run_as, config_dir)
+    if argv[0] != "podman" and not os.path.exists(argv[-1]):
         raise OrchestratorError("no Airflow virtualenv at %s: run the airflow (or temporal_worker) role on this "
                                 "host first, or set airflow_venv" % venv)
-    cmd = [python, "-m", "qubinode_airflow.temporal.check", address, namespace]
-    if run_as and os.geteuid() == 0:
-        cmd = ["runuser", "-u", run_as, "--"] + cmd
-    rc, out, err = module.run_command(cmd)
+    cmd = argv + ["-m", "qubinode_airflow.temporal.check", address, namespace]
+    rc, out, err = module.run_command(cmd, environ_update=env)
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if not lines:
         raise OrchestratorError("the Temporal check could not run on this host (rc %s): %s; is the qubinode-airflow "

@@ -173,16 +173,16 @@ def main():
         result.update(previous_engine=engine_of(current), settings=want)
         if p["engine"] == "temporal" and p["check_temporal"]:
             result["temporal"] = check_temporal(module, p["airflow_venv"], p["temporal_address"],
-                                                p["temporal_namespace"], p["airflow_user"])
+                                                p["temporal_namespace"], p["airflow_user"], p["airflow_config_dir"])
         if current != want:
             result["changed"] = True
             if module._diff:
                 result["diff"] = dict(before=current or {}, after=want, before_header=path, after_header=path)
-            units = installed_units(AIRFLOW_UNITS) if p["restart"] else []
+            units = installed_units(AIRFLOW_UNITS, p["airflow_config_dir"]) if p["restart"] else []
             result["restarted"] = units
             if not module.check_mode:
                 write(path, want)
-                systemctl(module, "restart", units, OrchestratorError)
+                systemctl(module, "restart", units, OrchestratorError, p["airflow_config_dir"])
     except OrchestratorError as e:
         module.fail_json(msg=to_text(e), **result)
     module.exit_json(**result)
