@@ -4,7 +4,7 @@ SHELL := /bin/bash
 HACK := hack
 RUN := source $(HACK)/lib.sh &&
 
-.PHONY: help bootstrap image up down test unit provider sanity lint molecule molecule-default molecule-distributed build bench bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side clean
+.PHONY: help bootstrap image up down test unit provider sanity lint molecule molecule-default molecule-distributed molecule-podman build bench bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t24
@@ -43,6 +43,9 @@ molecule-default: ## One host with the whole stack
 
 molecule-distributed: ## PostgreSQL and Airflow on separate hosts
 	@$(HACK)/molecule.sh distributed
+
+molecule-podman: ## One host switched from the native runtime to containers (podman-compose)
+	@$(HACK)/molecule.sh podman
 
 build: ## Build the collection tarball
 	@$(RUN) ansible-galaxy collection build --force --output-path .cache/dist

@@ -27,5 +27,7 @@ qa_ca_bundle() {
 # ansible package; test hosts share pip and apt caches and trust the host's CAs.
 export ANSIBLE_COLLECTIONS_PATH="$QA_CACHE/collections"
 export QA_PIP_CACHE="$QA_CACHE/pip" QA_APT_CACHE="$QA_CACHE/apt" QA_IMAGE QA_NETWORK
+# Images of the podman runtime, built for the tests by hack/build-stack-images.sh.
+export QA_STACK_IMAGES="$QA_CACHE/images"
 QA_CA_BUNDLE=$(qa_ca_bundle)
 export QA_CA_BUNDLE

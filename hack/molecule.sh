@@ -15,6 +15,13 @@ if [ ${#scenarios[@]} -eq 0 ]; then
   done
 fi
 
+# The podman scenario loads the stack's images from archives built here, once per run.
+for s in "${scenarios[@]}"; do
+  if [ "$s" = podman ]; then
+    "$QA_ROOT/hack/build-stack-images.sh" >/dev/null
+  fi
+done
+
 logs="$QA_CACHE/logs"
 mkdir -p "$logs"
 declare -A pids started
