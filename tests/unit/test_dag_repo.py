@@ -13,12 +13,14 @@ from ansible_collections.qubinode.airflow.plugins.module_utils import _host as h
 
 
 class Runner:
-    """The one AnsibleModule method the code uses, run for real. The host's init system is not:
-    `systemd-run` runs its command here, with a `systemctl` that records its arguments."""
+    """The one AnsibleModule method the code uses, run for real. The host's init system and
+    container engine are not: `systemd-run` runs its command here, with a `systemctl` and a `podman`
+    that record their arguments."""
 
     systemctl = []
+    podman = []
     fakebin = None
-    fail = None  # a systemctl verb that fails
+    fail = None  # a systemctl (or podman) verb that fails
 
     def run_command(self, args, cwd=None, environ_update=None):
         env = dict(os.environ, **(environ_update or {}))
@@ -26,16 +28,20 @@ class Runner:
             Runner.systemctl.append(args[1:])
             return 0, "", ""
         if args[0] == "systemd-run":
-            log = os.path.join(Runner.fakebin, "calls")
-            with open(os.path.join(Runner.fakebin, "systemctl"), "w") as f:
-                f.write('#!/bin/sh\necho "$@" >> %s\n[ "$1" != "%s" ]\n' % (log, Runner.fail))
-            os.chmod(os.path.join(Runner.fakebin, "systemctl"), 0o755)
+            for tool in ("systemctl", "podman"):
+                log = os.path.join(Runner.fakebin, tool + ".calls")
+                with open(os.path.join(Runner.fakebin, tool), "w") as f:
+                    f.write('#!/bin/sh\necho "$@" >> %s\n[ "$1" != "%s" ]\n' % (log, Runner.fail))
+                os.chmod(os.path.join(Runner.fakebin, tool), 0o755)
             args = args[args.index("--") + 1:]
             env["PATH"] = Runner.fakebin + os.pathsep + env["PATH"]
             proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
-            with open(log) as f:
-                Runner.systemctl += [line.split() for line in f]
-            os.remove(log)
+            for tool in ("systemctl", "podman"):
+                log = os.path.join(Runner.fakebin, tool + ".calls")
+                if os.path.exists(log):
+                    with open(log) as f:
+                        getattr(Runner, tool).extend(line.split() for line in f)
+                    os.remove(log)
             return proc.returncode, proc.stdout, proc.stderr
         proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
         return proc.returncode, proc.stdout, proc.stderr
@@ -161,7 +167,7 @@ def confdir(tmp_path, monkeypatch):
         if unit != "airflow-temporal-worker":
             (units / ("%s.service" % unit)).write_text("")
     monkeypatch.setattr(host, "UNIT_DIR", str(units))
-    Runner.systemctl, Runner.fail = [], None
+    Runner.systemctl, Runner.podman, Runner.fail = [], [], None
     Runner.fakebin = str(tmp_path / "bin")
     os.mkdir(Runner.fakebin)
     storage = tmp_path / "bundles"
@@ -252,3 +258,63 @@ def test_a_worker_host_restarts_its_worker_for_a_new_repository_only(confdir):
     # A new pin matters to dag-processors only; task attempts get their commit in the workload.
     changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), "airflow", False)
     assert changed and restarted == []
+
+
+# -- the podman runtime ------------------------------------------------------------------------------
+
+@pytest.fixture
+def podman_confdir(confdir):
+    """A core host whose Airflow runs as containers: no units, runtime.json as the airflow role writes it."""
+    for unit in os.listdir(host.UNIT_DIR):
+        os.remove(os.path.join(host.UNIT_DIR, unit))
+    (confdir / "runtime.json").write_text(json.dumps(dict(
+        runtime="podman", image="localhost/qubinode-airflow:3.3.2-0123456789ab", user="998:998",
+        volumes=["/etc/airflow:/etc/airflow:ro", "/var/lib/airflow:/var/lib/airflow"],
+        containers=sorted(CORE_UNITS))))
+    return confdir
+
+
+def test_a_containerised_host_restarts_its_containers(podman_confdir):
+    changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(podman_confdir), "airflow", False)
+    assert changed and set(restarted) == CORE_UNITS
+    assert Runner.systemctl == []
+    assert [c[0] for c in Runner.podman] == ["stop", "start"]
+    assert set(Runner.podman[0][1:]) == CORE_UNITS == set(Runner.podman[1][1:])
+
+
+def test_a_new_pin_restarts_the_dag_processor_container_only(podman_confdir):
+    dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(podman_confdir), "airflow", False)
+    dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(podman_confdir), "airflow", False)
+    assert Runner.podman[-2:] == [["stop", "airflow-dag-processor"], ["start", "airflow-dag-processor"]]
+
+
+def test_a_failed_container_restart_is_reported(podman_confdir):
+    Runner.fail = "start"
+    with pytest.raises(dr.RepoError, match=r"restarting .*journalctl -u qubinode-airflow-restart-"):
+        dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(podman_confdir), "airflow", False)
+
+
+def test_airflow_python_runs_in_the_image_with_the_services_mounts(podman_confdir):
+    argv, env = host.airflow_python("/opt/qubinode-airflow/venv", "airflow", str(podman_confdir),
+                                    dict(AIRFLOW_HOME="/var/lib/airflow"), mounts=["/tmp/stage"])
+    assert argv[:3] == ["podman", "run", "--rm"] and env == {}
+    assert argv[argv.index("--user") + 1] == "998:998"
+    volumes = [argv[i + 1] for i, a in enumerate(argv) if a == "--volume"]
+    assert volumes == ["/etc/passwd:/etc/passwd:ro", "/etc/group:/etc/group:ro", "/etc/airflow:/etc/airflow:ro",
+                       "/var/lib/airflow:/var/lib/airflow", "/tmp/stage:/tmp/stage"]
+    assert "AIRFLOW_HOME=/var/lib/airflow" in argv
+    assert argv[-3:] == ["--entrypoint", "python", "localhost/qubinode-airflow:3.3.2-0123456789ab"]
+
+
+def test_airflow_python_natively_is_the_virtualenv_as_the_airflow_user(confdir, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    argv, env = host.airflow_python("/opt/v", "airflow", str(confdir), dict(A="1"))
+    assert argv == ["runuser", "-u", "airflow", "--", "/opt/v/bin/python"] and env == dict(A="1")
+
+
+@pytest.mark.parametrize("content", [None, "not json", "[]", "{}"])
+def test_without_a_readable_runtime_description_the_host_is_native(tmp_path, content):
+    if content is not None:
+        (tmp_path / "runtime.json").write_text(content)
+    assert host.read_runtime(str(tmp_path)) == dict(runtime="native")
+    assert host.service_manager(str(tmp_path)) == "systemctl"
