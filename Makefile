@@ -4,7 +4,7 @@ SHELL := /bin/bash
 HACK := hack
 RUN := source $(HACK)/lib.sh &&
 
-.PHONY: help bootstrap image up down test unit provider sanity lint molecule molecule-default molecule-distributed molecule-podman build bench bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side clean
+.PHONY: help bootstrap image up down test unit provider sanity lint molecule molecule-default molecule-distributed molecule-podman build bench bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side bench-runtime clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t24
@@ -50,7 +50,7 @@ molecule-podman: ## One host switched from the native runtime to containers (pod
 build: ## Build the collection tarball
 	@$(RUN) ansible-galaxy collection build --force --output-path .cache/dist
 
-bench: bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side ## Print every benchmark's figures
+bench: bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side bench-runtime ## Print every benchmark's figures
 
 bench-backbone: bootstrap ## make up times, second converge time, idle RSS
 	@$(HACK)/bench-backbone.sh
@@ -66,6 +66,9 @@ bench-temporal: bootstrap ## 100 no-op tasks: LocalExecutor vs Temporal with one
 
 bench-airflow-side: bootstrap ## git push -> DAG served via the webhook (p50/p95); AnsibleRoleOperator overhead
 	@$(HACK)/bench-airflow-side.sh
+
+bench-runtime: bootstrap ## podman vs native: fresh converge time, switch time, idle RSS
+	@$(HACK)/bench-runtime.sh
 
 clean: down ## Remove caches and the project virtualenv
 	rm -rf .cache .venv .ansible tests/output
