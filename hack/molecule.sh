@@ -24,15 +24,18 @@ done
 
 logs="$QA_CACHE/logs"
 mkdir -p "$logs"
-declare -A pids started
+declare -A pids
+readers=()
 for s in "${scenarios[@]}"; do
   log="$logs/molecule-$s.log"
   qa_log "molecule $s: starting, log in $log"
-  started[$s]=$SECONDS
+  # The scenario's own wall time goes on the log's last line: the waits below run one after
+  # the other, so the time of a wait's return is not when its scenario ended.
   (
+    t0=$SECONDS
     NO_COLOR=1 PY_COLORS=0 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 molecule test -s "$s" >"$log" 2>&1
     rc=$?
-    echo "qubinode-molecule-exit $rc" >>"$log"
+    echo "qubinode-molecule-exit $rc after $(( (SECONDS - t0) / 60 )) min" >>"$log"
     exit "$rc"
   ) &
   pids[$s]=$!
@@ -41,18 +44,20 @@ for s in "${scenarios[@]}"; do
       sed -u 's/\x1b\[[0-9;]*m//g' |
       grep --line-buffered -E '^(INFO|ERROR|CRITICAL) |PLAY RECAP|: ok=[0-9]+ +changed=|fatal: \[|failed: \[' |
       sed -u "s/^/[$s] /" ) &
+  readers+=($!)
 done
 
 failed=()
 for s in "${scenarios[@]}"; do
   if wait "${pids[$s]}"; then
-    qa_log "molecule $s: passed in $(( (SECONDS - started[$s]) / 60 )) min"
+    result=passed
   else
-    qa_log "molecule $s: FAILED after $(( (SECONDS - started[$s]) / 60 )) min"
+    result=FAILED
     failed+=("$s")
   fi
+  qa_log "molecule $s: $result after $(tail -n 1 "$logs/molecule-$s.log" | sed -n 's/^qubinode-molecule-exit [0-9]* after //p')"
 done
-sleep 2   # let the progress readers drain
+wait "${readers[@]}"   # the progress readers end with their scenario; let them drain
 
 for s in "${failed[@]}"; do
   printf '\n===== full log of molecule scenario %s =====\n' "$s"
