@@ -34,7 +34,7 @@ if [ ! -x "$QA_VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" 
 fi
 
 # The collection under test, found by Ansible as qubinode.airflow.
-mkdir -p "$QA_CACHE/collections/ansible_collections/qubinode" "$QA_CACHE/pip" "$QA_CACHE/apt"/{default,distributed}
+mkdir -p "$QA_CACHE/collections/ansible_collections/qubinode" "$QA_CACHE/pip" "$QA_CACHE/apt"/{default,distributed,podman}
 ln -sfn "$QA_ROOT" "$QA_CACHE/collections/ansible_collections/qubinode/airflow"
 
 "$QA_ROOT/hack/build-testhost-image.sh"
