@@ -48,10 +48,10 @@ all:
     airflow_temporal: {hosts: {$name: {}}}
 INV
 
-# converge RUNTIME: seconds of one site.yml run; fails unless it ends failed=0.
+# converge RUNTIME: seconds of one site.yml run (each task timed in the log); fails unless it ends failed=0.
 converge() {
   local t0=$SECONDS out
-  out=$(ANSIBLE_PIPELINING=true ansible-playbook -i "$inventory" playbooks/site.yml -e "airflow_runtime=$1" 2>&1)
+  out=$(ANSIBLE_PIPELINING=true ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks ansible-playbook -i "$inventory" playbooks/site.yml -e "airflow_runtime=$1" 2>&1)
   echo "$out" >>"$log"
   echo "$out" | grep -A1 'PLAY RECAP' | tail -1 | grep -q ' failed=0 ' || { echo "converge ($1) failed; see $log" >&2; exit 1; }
   echo $((SECONDS - t0))
