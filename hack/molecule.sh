@@ -42,7 +42,7 @@ for s in "${scenarios[@]}"; do
   # Live progress: molecule's step lines, recaps and failures, prefixed with the scenario.
   ( tail -n +1 -F --pid "${pids[$s]}" "$log" 2>/dev/null |
       sed -u 's/\x1b\[[0-9;]*m//g' |
-      grep --line-buffered -E '^(INFO|ERROR|CRITICAL) |PLAY RECAP|: ok=[0-9]+ +changed=|fatal: \[|failed: \[' |
+      grep --line-buffered -E '^(INFO|ERROR|CRITICAL) |^PLAY RECAP|^[^ ]+ +: ok=[0-9]+ +changed=|^fatal: \[|^failed: \[' |
       sed -u "s/^/[$s] /" ) &
   readers+=($!)
 done
