@@ -160,14 +160,33 @@ def test_bad_inventory_is_refused(inventory, field):
         AnsibleHook().run("play.yml", inventory, files={"play.yml": "- hosts: all\n  tasks: []\n"})
 
 
-def test_on_kill_stops_the_play():
+def _play_processes(marker):
+    """Processes of this machine whose command line contains marker."""
+    import psutil
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and marker in " ".join(proc.info["cmdline"] or []):
+            found.append(proc)
+    return found
+
+
+@pytest.mark.parametrize("stop", ["on_kill", "timeout"])
+def test_a_stopped_play_leaves_no_process_behind(stop):
+    # Ansible runs each task in a worker process in a session of its own, so killing the process
+    # group of ansible-playbook alone would leave the worker and its command running.
+    marker = "qa-stop-%s-%d" % (stop, os.getpid())
+    play = ("- hosts: all\n  gather_facts: false\n  tasks:\n"
+            "    - ansible.builtin.command: %s -c 'import time; time.sleep(300)' %s\n" % (sys.executable, marker))
     hook = AnsibleHook()
-    play = '- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.pause: {seconds: 120}\n'
-    threading.Timer(3, hook.on_kill).start()
+    if stop == "on_kill":
+        threading.Timer(4, hook.on_kill).start()
     start = time.monotonic()
-    with pytest.raises(AnsibleRunFailed, match="cancelled"):
-        hook.run("play.yml", LOCAL, files={"play.yml": play}, on_line=lambda line: None)
-    assert time.monotonic() - start < 30
+    message = "cancelled" if stop == "on_kill" else "did not finish within 4s"
+    with pytest.raises(AnsibleRunFailed, match=message):
+        hook.run(marker + ".yml", LOCAL, files={marker + ".yml": play}, on_line=lambda line: None,
+                 timeout=4 if stop == "timeout" else None)
+    assert time.monotonic() - start < 40
+    assert _play_processes(marker) == []
 
 
 def test_run_leaves_no_private_files(monkeypatch, tmp_path):

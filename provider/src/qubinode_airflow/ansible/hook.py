@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from typing import Any, Callable
 
 import yaml
@@ -28,6 +29,8 @@ SECTION = "qubinode_ansible"
 # bundled with the `ansible` package, which Ansible finds on its own).
 DEFAULT_COLLECTIONS_PATH = "/opt/qubinode-airflow/collections"
 FAILED_EVENTS = ("runner_on_failed", "runner_on_unreachable", "runner_item_on_failed")
+# Seconds a stopped play gets to end its tasks after SIGTERM, before what is left of it is killed.
+STOP_GRACE = 10.0
 
 
 class AnsibleRunFailed(AirflowException):
@@ -142,7 +145,7 @@ class AnsibleHook(BaseHook):
             self._write(os.path.join(inv_dir, "zz_qubinode_connection.yml"), json.dumps({"all": {"vars": creds}}))
         if str(extra.get("host_key_checking", True)).lower() in ("false", "0", "no"):
             env["ANSIBLE_HOST_KEY_CHECKING"] = "False"
-        args += ["-i", inv_dir]
+        # no -i: ansible-runner passes the private data directory's inventory/ itself
 
         if self.vault_conn_id:
             vault = self.get_connection(self.vault_conn_id).password
@@ -181,8 +184,12 @@ class AnsibleHook(BaseHook):
         os.chmod(workdir, 0o700)
         failures: list[tuple[str, str, str]] = []
         stats: dict = {}
+        play: dict[str, Any] = {"pid": None, "stopped": None}
+        deadline = time.monotonic() + timeout if timeout else None
 
         def on_event(event: dict) -> bool:
+            if play["pid"] is None and event.get("pid"):
+                play["pid"] = int(event["pid"])  # ansible-playbook's own process
             for line in (event.get("stdout") or "").splitlines():
                 emit(line)
             data = event.get("event_data") or {}
@@ -196,6 +203,20 @@ class AnsibleHook(BaseHook):
                     task = "%s : %s" % (data["role"], task)
                 failures.append((data.get("host", "?"), task, str(msg).strip()[-1000:]))
             return False  # events are not kept: what is needed was read above
+
+        def should_stop() -> bool:
+            # Polled by ansible-runner while the play runs. It stops a play by killing the process
+            # group of ansible-playbook only, and Ansible's workers run in sessions of their own, so
+            # the play is stopped here first, workers and their commands included.
+            if play["stopped"] is None:
+                if self.cancelled.is_set():
+                    play["stopped"] = "cancelled"
+                elif deadline is not None and time.monotonic() > deadline:
+                    play["stopped"] = "timeout"
+                else:
+                    return False
+                _stop_play(play["pid"], STOP_GRACE)
+            return True
 
         try:
             args, env = self.prepare(workdir, inventory, extra_vars)
@@ -222,18 +243,18 @@ class AnsibleHook(BaseHook):
             runner = ansible_runner.run(
                 private_data_dir=workdir, project_dir=project, playbook=playbook, cmdline=shlex.join(args),
                 limit=limit, tags=tags, skip_tags=skip_tags, verbosity=verbosity or None, forks=forks,
-                timeout=timeout, envvars=env, quiet=True, event_handler=on_event,
-                cancel_callback=self.cancelled.is_set, suppress_env_files=False)
+                envvars=env, quiet=True, event_handler=on_event, cancel_callback=should_stop,
+                suppress_env_files=False)
             recap = self.recap(stats)
+            if play["stopped"] == "cancelled":
+                raise AnsibleRunFailed("%s was cancelled" % label, recap)
+            if play["stopped"] == "timeout":
+                raise AnsibleRunFailed("%s did not finish within %ss (timeout)" % (label, timeout), recap)
             if runner.status == "successful" and runner.rc == 0:
                 return recap
             if failures:
                 host, task, msg = failures[0]
                 raise AnsibleRunFailed("%s failed on host %s, task %r: %s" % (label, host, task, msg), recap)
-            if runner.status == "canceled":
-                raise AnsibleRunFailed("%s was cancelled" % label, recap)
-            if runner.status == "timeout":
-                raise AnsibleRunFailed("%s did not finish within %ss (timeout)" % (label, timeout), recap)
             tail = "\n".join((runner.stdout.read() if runner.stdout else "").strip().splitlines()[-5:])
             raise AnsibleRunFailed("%s failed (rc %s, %s): %s" % (label, runner.rc, runner.status, tail), recap)
         finally:
@@ -249,3 +270,35 @@ class AnsibleHook(BaseHook):
 
     def on_kill(self) -> None:
         self.cancelled.set()
+
+
+def _stop_play(pid: int | None, grace: float) -> None:
+    """SIGTERM to ansible-playbook, which passes it on to its workers; after `grace` seconds, SIGKILL
+    to whatever of the play is still running (workers, the commands they started)."""
+    import psutil
+
+    if pid is None:
+        return  # no event yet: no worker yet either, ansible-runner's kill is enough
+    try:
+        main = psutil.Process(pid)
+        procs = [main] + main.children(recursive=True)
+        main.terminate()
+    except psutil.NoSuchProcess:
+        return
+
+    def running(proc: psutil.Process) -> bool:
+        # ansible-playbook is a child of this process that pexpect reaps: gone means zombie here
+        try:
+            return proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    end = time.monotonic() + grace
+    while any(running(p) for p in procs) and time.monotonic() < end:
+        time.sleep(0.2)
+    for proc in procs:
+        if running(proc):
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
