@@ -170,23 +170,79 @@ def _play_processes(marker):
     return found
 
 
-@pytest.mark.parametrize("stop", ["on_kill", "timeout"])
+class _Interrupted(Exception):
+    pass
+
+
+def _interrupt(signum, frame):
+    raise _Interrupted()
+
+
+@pytest.mark.parametrize("stop", ["on_kill", "timeout", "interrupted"])
 def test_a_stopped_play_leaves_no_process_behind(stop):
     # Ansible runs each task in a worker process in a session of its own, so killing the process
     # group of ansible-playbook alone would leave the worker and its command running.
+    # on_kill: the task was stopped (from another thread here; Airflow calls it from its SIGTERM
+    # handler); timeout: the operator's ansible_timeout; interrupted: an exception raised into the
+    # run by a signal handler, as Airflow's execution_timeout does with SIGALRM.
+    import signal
+
     marker = "qa-stop-%s-%d" % (stop, os.getpid())
     play = ("- hosts: all\n  gather_facts: false\n  tasks:\n"
             "    - ansible.builtin.command: %s -c 'import time; time.sleep(300)' %s\n" % (sys.executable, marker))
     hook = AnsibleHook()
+    expected = {"on_kill": (AnsibleRunFailed, "cancelled"),
+                "timeout": (AnsibleRunFailed, "did not finish within 4s"),
+                "interrupted": (_Interrupted, "")}[stop]
     if stop == "on_kill":
         threading.Timer(4, hook.on_kill).start()
+    previous = signal.signal(signal.SIGALRM, _interrupt)
+    if stop == "interrupted":
+        signal.alarm(4)
     start = time.monotonic()
-    message = "cancelled" if stop == "on_kill" else "did not finish within 4s"
-    with pytest.raises(AnsibleRunFailed, match=message):
-        hook.run(marker + ".yml", LOCAL, files={marker + ".yml": play}, on_line=lambda line: None,
-                 timeout=4 if stop == "timeout" else None)
+    try:
+        with pytest.raises(expected[0], match=expected[1]):
+            hook.run(marker + ".yml", LOCAL, files={marker + ".yml": play}, on_line=lambda line: None,
+                     timeout=4 if stop == "timeout" else None)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     assert time.monotonic() - start < 40
     assert _play_processes(marker) == []
+
+
+def test_a_task_process_killed_as_airflow_does_leaves_no_play_behind(tmp_path):
+    # Airflow's supervisor stops a task with SIGTERM (the task runner's handler calls on_kill) and
+    # SIGKILLs the task process 5 s later, whatever it is doing then.
+    import signal
+
+    marker = "qa-stop-supervisor-%d" % os.getpid()
+    play = ("- hosts: all\n  gather_facts: false\n  tasks:\n"
+            "    - ansible.builtin.command: %s -c 'import time; time.sleep(300)' %s\n" % (sys.executable, marker))
+    script = tmp_path / "task.py"
+    script.write_text(
+        "import signal\n"
+        "from qubinode_airflow.ansible.hook import AnsibleHook\n"
+        "hook = AnsibleHook()\n"
+        "signal.signal(signal.SIGTERM, lambda signum, frame: hook.on_kill())\n"
+        "hook.run(%r, %r, files={%r: %r}, on_line=lambda line: None)\n" % (marker + ".yml", LOCAL, marker + ".yml", play))
+    task = subprocess.Popen([sys.executable, str(script)])
+    try:
+        deadline = time.monotonic() + 60
+        while len(_play_processes(marker)) < 3 and time.monotonic() < deadline:  # playbook, worker, command
+            time.sleep(0.5)
+        assert len(_play_processes(marker)) >= 3, "the play did not start"
+        task.send_signal(signal.SIGTERM)
+        try:
+            task.wait(5)
+        except subprocess.TimeoutExpired:
+            task.kill()
+            task.wait()
+        time.sleep(1)
+        assert _play_processes(marker) == []
+    finally:
+        for proc in _play_processes(marker):
+            proc.kill()
 
 
 def test_run_leaves_no_private_files(monkeypatch, tmp_path):

@@ -29,8 +29,9 @@ SECTION = "qubinode_ansible"
 # bundled with the `ansible` package, which Ansible finds on its own).
 DEFAULT_COLLECTIONS_PATH = "/opt/qubinode-airflow/collections"
 FAILED_EVENTS = ("runner_on_failed", "runner_on_unreachable", "runner_item_on_failed")
-# Seconds a stopped play gets to end its tasks after SIGTERM, before what is left of it is killed.
-STOP_GRACE = 10.0
+# Seconds a stopped play gets to end after SIGTERM before what is left of it is killed: within the
+# 5 s Airflow's supervisor gives a task process between SIGTERM and SIGKILL.
+STOP_GRACE = 3.0
 
 
 class AnsibleRunFailed(AirflowException):
@@ -94,6 +95,7 @@ class AnsibleHook(BaseHook):
         self.collections_path = collections_path or conf.get(SECTION, "collections_path",
                                                              fallback=DEFAULT_COLLECTIONS_PATH)
         self.cancelled = threading.Event()
+        self._play: Any = None  # psutil.Process of the running ansible-playbook
 
     # -- what goes into the private data directory ----------------------------------------------------
 
@@ -184,12 +186,13 @@ class AnsibleHook(BaseHook):
         os.chmod(workdir, 0o700)
         failures: list[tuple[str, str, str]] = []
         stats: dict = {}
-        play: dict[str, Any] = {"pid": None, "stopped": None}
+        stopped: list[str] = []
         deadline = time.monotonic() + timeout if timeout else None
+        self._play = None
 
         def on_event(event: dict) -> bool:
-            if play["pid"] is None and event.get("pid"):
-                play["pid"] = int(event["pid"])  # ansible-playbook's own process
+            if self._play is None and event.get("pid"):
+                self._play = _process(int(event["pid"]))  # ansible-playbook's own process
             for line in (event.get("stdout") or "").splitlines():
                 emit(line)
             data = event.get("event_data") or {}
@@ -208,14 +211,14 @@ class AnsibleHook(BaseHook):
             # Polled by ansible-runner while the play runs. It stops a play by killing the process
             # group of ansible-playbook only, and Ansible's workers run in sessions of their own, so
             # the play is stopped here first, workers and their commands included.
-            if play["stopped"] is None:
+            if not stopped:
                 if self.cancelled.is_set():
-                    play["stopped"] = "cancelled"
+                    stopped.append("cancelled")
                 elif deadline is not None and time.monotonic() > deadline:
-                    play["stopped"] = "timeout"
+                    stopped.append("timeout")
                 else:
                     return False
-                _stop_play(play["pid"], STOP_GRACE)
+                _stop_play(self._play, STOP_GRACE)
             return True
 
         try:
@@ -246,9 +249,9 @@ class AnsibleHook(BaseHook):
                 envvars=env, quiet=True, event_handler=on_event, cancel_callback=should_stop,
                 suppress_env_files=False)
             recap = self.recap(stats)
-            if play["stopped"] == "cancelled":
+            if stopped == ["cancelled"]:
                 raise AnsibleRunFailed("%s was cancelled" % label, recap)
-            if play["stopped"] == "timeout":
+            if stopped == ["timeout"]:
                 raise AnsibleRunFailed("%s did not finish within %ss (timeout)" % (label, timeout), recap)
             if runner.status == "successful" and runner.rc == 0:
                 return recap
@@ -258,6 +261,9 @@ class AnsibleHook(BaseHook):
             tail = "\n".join((runner.stdout.read() if runner.stdout else "").strip().splitlines()[-5:])
             raise AnsibleRunFailed("%s failed (rc %s, %s): %s" % (label, runner.rc, runner.status, tail), recap)
         finally:
+            # An exception out of the run (Airflow's execution_timeout raises one) left the play running.
+            _stop_play(self._play, STOP_GRACE)
+            self._play = None
             shutil.rmtree(workdir, ignore_errors=True)
 
     @staticmethod
@@ -269,33 +275,50 @@ class AnsibleHook(BaseHook):
         return {h: {name: int((stats.get(k) or {}).get(h, 0)) for k, name in keys.items()} for h in hosts}
 
     def on_kill(self) -> None:
+        # Stops the play at once: Airflow's supervisor kills this task process 5 s after SIGTERM, which
+        # may be before ansible-runner polls the cancel flag again.
         self.cancelled.set()
+        _stop_play(self._play, STOP_GRACE)
 
 
-def _stop_play(pid: int | None, grace: float) -> None:
-    """SIGTERM to ansible-playbook, which passes it on to its workers; after `grace` seconds, SIGKILL
-    to whatever of the play is still running (workers, the commands they started)."""
+def _process(pid: int) -> Any:
     import psutil
 
-    if pid is None:
-        return  # no event yet: no worker yet either, ansible-runner's kill is enough
     try:
-        main = psutil.Process(pid)
-        procs = [main] + main.children(recursive=True)
-        main.terminate()
+        return psutil.Process(pid)  # its signals are safe from PID reuse
     except psutil.NoSuchProcess:
-        return
+        return None
+
+
+def _stop_play(main: Any, grace: float) -> None:
+    """SIGTERM to ansible-playbook and everything it started (its workers run in sessions of their
+    own, their commands under them); SIGKILL to what still runs `grace` seconds later."""
+    import psutil
+
+    if main is None:
+        return  # no event yet, so no worker yet either: ansible-runner's kill is enough
 
     def running(proc: psutil.Process) -> bool:
-        # ansible-playbook is a child of this process that pexpect reaps: gone means zombie here
+        # ansible-playbook is a child of this process that pexpect reaps: ended means zombie here
         try:
-            return proc.status() != psutil.STATUS_ZOMBIE
+            return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
             return False
 
+    if not running(main):
+        return
+    try:
+        procs = [main] + main.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
     end = time.monotonic() + grace
     while any(running(p) for p in procs) and time.monotonic() < end:
-        time.sleep(0.2)
+        time.sleep(0.1)
     for proc in procs:
         if running(proc):
             try:
