@@ -4,7 +4,7 @@ SHELL := /bin/bash
 HACK := hack
 RUN := source $(HACK)/lib.sh &&
 
-.PHONY: help bootstrap image up down test unit provider sanity lint molecule molecule-default molecule-distributed molecule-podman build bench bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side bench-runtime clean
+.PHONY: help bootstrap image up down test unit core-matrix provider sanity lint docs docs-lint release-notes molecule molecule-default molecule-distributed molecule-podman build bench bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side bench-runtime clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t24
@@ -21,10 +21,15 @@ up: bootstrap ## Deploy the whole stack onto a local test host and print its URL
 down: ## Remove the local test host of `make up`
 	@$(HACK)/down.sh
 
-test: bootstrap unit provider sanity lint molecule ## Everything CI runs
+test: bootstrap ## Everything CI runs: unit beside provider, sanity, lint and docs-lint, then molecule
+	@$(HACK)/test.sh
 
-unit: ## Unit tests
-	@$(RUN) pytest -q tests/unit
+TESTS ?= tests/unit
+unit: ## Unit tests (one part: make unit TESTS="tests/unit/plugins/lookup -k manifest")
+	@$(RUN) pytest -q $(TESTS)
+
+core-matrix: ## Sanity and unit tests on the older ansible-core releases requires_ansible admits, each in its own venv
+	@$(HACK)/core-matrix.sh
 
 provider: ## Provider package tests (operators, webhook) inside real Airflow
 	@$(HACK)/provider-tests.sh
@@ -34,6 +39,16 @@ sanity: ## ansible-test sanity on a clean copy of the collection
 
 lint: ## ansible-lint with the production profile
 	@$(RUN) ansible-lint --profile production -q
+
+docs-lint: ## antsibull-docs lint of the guides and of the module, plugin and role docs; changelog fragments
+	@$(RUN) cd "$$QA_CACHE/collections/ansible_collections/qubinode/airflow" && \
+		antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs . && antsibull-changelog lint
+
+release-notes: bootstrap ## Render the next release's notes from the changelog fragments (VERSION=1.0.0), releasing nothing
+	@$(HACK)/release-notes.sh $(VERSION)
+
+docs: bootstrap ## Build the documentation site (guides and generated reference) into .cache/docs
+	@$(HACK)/docs.sh
 
 molecule: ## All molecule scenarios, at the same time (logs in .cache/logs)
 	@$(HACK)/molecule.sh

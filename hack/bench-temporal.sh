@@ -26,7 +26,7 @@ cat >"$work/inventory.yml" <<INV
 all:
   vars:
     ansible_connection: containers.podman.podman
-    airflow_orchestrator: temporal
+    airflow_engine: temporal
   children:
     airflow_db: {hosts: {qa-bench-core: {}}}
     airflow_core: {hosts: {qa-bench-core: {}}}

@@ -3,7 +3,7 @@
 100 no-op Python tasks in one DAG run, wall time from trigger to `success`, in one run of this script:
   LocalExecutor (engine airflow), Temporal executor with one worker host (without and with task
   processes started ahead), with two worker hosts.
-Engines are switched with the collection's own airflow_orchestrator module on every host. Then the
+Engines are switched with the collection's own airflow_engine module on every host. Then the
 idle RSS of the Temporal server and of a worker process, and where each task instance spends its time
 (medians of Airflow's own queued, start and end timestamps).
 """
@@ -54,7 +54,7 @@ def engine(name):
   become: true
   gather_facts: false
   tasks:
-    - qubinode.airflow.airflow_orchestrator:
+    - qubinode.airflow.airflow_engine:
         engine: %s
         temporal_address: qa-bench-core:7233
 """ % name)

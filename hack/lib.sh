@@ -31,3 +31,10 @@ export QA_PIP_CACHE="$QA_CACHE/pip" QA_APT_CACHE="$QA_CACHE/apt" QA_IMAGE QA_NET
 export QA_STACK_IMAGES="$QA_CACHE/images"
 QA_CA_BUNDLE=$(qa_ca_bundle)
 export QA_CA_BUNDLE
+
+# qa_copy_tree DIR DEST: the files of DIR (relative to the checkout) that git tracks or would track,
+# copied into DEST: no caches, virtualenvs or build output.
+qa_copy_tree() {
+  mkdir -p "$2"
+  (cd "$QA_ROOT/$1" && git ls-files -co --exclude-standard -z . | tar --null -T - -c) | tar -x -C "$2"
+}

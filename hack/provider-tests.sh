@@ -37,8 +37,7 @@ fi
 # the airflow role copies to hosts with the package source.
 src="$QA_CACHE/provider-src"
 rm -rf "$src"
-mkdir -p "$src"
-(cd "$QA_ROOT/provider" && git ls-files -co --exclude-standard -z . | tar --null -T - -c) | tar -x -C "$src"
+qa_copy_tree provider "$src"
 "$venv/bin/pip" install -q --no-deps --force-reinstall "$src"
 cd "$QA_ROOT/provider/tests"
 PYTHONDONTWRITEBYTECODE=1 exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -10,8 +10,7 @@ set -euo pipefail
 work=$(mktemp -d "${TMPDIR:-/tmp}/qa-sanity.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 dest="$work/ansible_collections/qubinode/airflow"
-mkdir -p "$dest"
-(cd "$QA_ROOT" && git ls-files -co --exclude-standard -z | tar --null -T - -c) | tar -x -C "$dest"
+qa_copy_tree . "$dest"
 cd "$dest"
 pyver=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 ansible-test sanity --local --python "$pyver" --color no "$@"

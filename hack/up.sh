@@ -11,7 +11,9 @@ inventory="$QA_CACHE/up/inventory.yml"
 qa_sudo podman network exists "$QA_NETWORK" || qa_sudo podman network create "$QA_NETWORK" >/dev/null
 if ! qa_sudo podman container exists "$name"; then
   qa_log "starting test host $name"
-  qa_sudo podman run -d --name "$name" --hostname "$name" --systemd=always \
+  # CAP_SYS_ADMIN lets the host's systemd build the DAG validation sandbox (mount namespaces),
+  # as it can on a real server.
+  qa_sudo podman run -d --name "$name" --hostname "$name" --systemd=always --cap-add SYS_ADMIN \
     --network "$QA_NETWORK" -p "127.0.0.1:$port:8080" \
     -v "$QA_PIP_CACHE:/root/.cache/pip" -v "$QA_APT_CACHE:/var/cache/apt/archives" \
     -v "$QA_CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro" \

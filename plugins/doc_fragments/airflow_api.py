@@ -26,7 +26,7 @@ options:
     default: admin
   api_password:
     description:
-      - Password of O(api_username). The role M(qubinode.airflow.airflow) keeps the admin password
+      - Password of O(api_username). The role R(qubinode.airflow.secrets,ansible_collections.qubinode.airflow.secrets_role) keeps the admin password
         in the secrets file of the stack (C(airflow_admin_password)).
       - If not set, the environment variable E(AIRFLOW_API_PASSWORD) is used.
       - One of O(api_password) or O(api_token) is required.

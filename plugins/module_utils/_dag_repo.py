@@ -19,38 +19,50 @@ __metaclass__ = type
 
 import base64
 import configparser
+import errno
+import fcntl
+import hashlib
 import json
 import os
+import pwd
 import re
 import shutil
+import stat
 import tempfile
 import time
 
 from ansible_collections.qubinode.airflow.plugins.module_utils._api import AirflowAPIError
 from ansible_collections.qubinode.airflow.plugins.module_utils._host import (
-    AIRFLOW_UNITS, airflow_python, installed_units, restart_with_cleanup)
+    AIRFLOW_UNITS, installed_units, read_runtime, restart_with_cleanup)
+from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input import (
+    SHA_RE, InputError, check_registry)
 
 REGISTRY_KEY = "qubinode_dag_repos"
 ENV_NAME = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
 GIT_BUNDLE = "airflow.providers.git.bundles.git.GitDagBundle"
-SHA_RE = re.compile(r"^[0-9a-f]{40}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 HISTORY = 10
+WORK_DIR = "/var/lib/qubinode-airflow/dag-repos"
+ALLOW_FILE = ".qubinode-secrets-allow"
 
-# What a repository must not carry. Findings name the file, line and kind, never the value.
+# What a repository must not carry. Findings name the file, line, kind and a fingerprint, never the value.
+# Each pattern's group "v" (or the whole match) is the secret the fingerprint is made of.
 SECRET_PATTERNS = (
-    ("AWS access key id", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")),
-    ("AWS secret access key", re.compile(r"(?i)aws_secret_access_key[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}")),
-    ("private key", re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----")),
-    ("password in a URI", re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@'\"{}<>]+:[^\s/@'\"{}<>]+@[\w.-]+")),
-    ("GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b")),
-    ("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    ("Google service account key", re.compile(r"\"private_key_id\"\s*:\s*\"[0-9a-f]{40}\"")),
+    ("AWS access key id", re.compile(r"(?<![A-Z0-9])(?P<v>(?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Z0-9])")),
+    ("AWS secret access key",
+     re.compile(r"(?i)aws_secret_access_key[\"']?\s*[:=]\s*[\"']?(?P<v>[A-Za-z0-9/+=]{40})")),
+    ("private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
+    ("password in a URI", re.compile(r"\b[a-z][a-z0-9+.-]*://(?P<u>[^\s:@/'\"{}<>]*):(?P<v>[^\s@'\"{}<>]+)@[\w.-]+")),
+    ("GitHub token", re.compile(r"\b(?P<v>gh[pousr]_[A-Za-z0-9]{36,})\b")),
+    ("GitHub fine-grained token", re.compile(r"\b(?P<v>github_pat_[A-Za-z0-9_]{22,})")),
+    ("GitLab token", re.compile(r"\b(?P<v>gl(?:pat|dt|rt|ptt|cbt|oas)-[A-Za-z0-9_-]{20,})")),
+    ("Slack token", re.compile(r"\b(?P<v>xox[abposr]-[A-Za-z0-9-]{10,})")),
+    ("Google service account key", re.compile(r"\"private_key_id\"\s*:\s*\"(?P<v>[0-9a-f]{40})\"")),
 )
-# Placeholders people write in examples are not secrets.
-PLACEHOLDER_RE = re.compile(r"://[^\s/:@]*:(?:\*+|x+|password|pass|secret|changeme|<[^>]*>|\$\{?\w+\}?|%\(\w+\)s)@",
+# Placeholders people write in examples are not secrets (checked on each match, not on the line).
+PLACEHOLDER_RE = re.compile(r"^(?:\*+|x+|password|pass|secret|changeme|<[^>]*>|\$\{?\w+\}?|%\(\w+\)s|\{\{.*\}\})$",
                             re.IGNORECASE)
-SCAN_MAX_BYTES = 2 * 1024 * 1024
+PORT_RE = re.compile(r"^[0-9]{1,5}(?:/|$)")  # host:port/path@... is not user:password@
+SCAN_LINE_BYTES = 64 * 1024  # a read's bound: a file of any size is scanned in pieces of this size
 
 
 class RepoError(Exception):
@@ -62,7 +74,74 @@ class RepoError(Exception):
         self.report = report or []
 
 
+# -- the root-only work directory -----------------------------------------------------------------
+
+def ensure_root_dir(path):
+    """Create `path` (0700, root) if needed and refuse it unless every component, from /, is a real
+    directory owned by root that no other user can write: root runs git and tar in it."""
+    if not os.path.isabs(path):
+        raise RepoError("work_dir %r must be an absolute path" % path)
+    parts = [p for p in os.path.normpath(path).split("/") if p]
+    current = "/"
+    for index, part in enumerate([""] + parts):
+        current = os.path.join(current, part) if part else "/"
+        try:
+            st = os.lstat(current)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise RepoError("work_dir: cannot inspect %s: %s" % (current, e.strerror))
+            os.mkdir(current, 0o700 if index == len(parts) else 0o755)
+            st = os.lstat(current)
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise RepoError("work_dir: %s is %s, not a directory: root does not work through links; give a "
+                            "work_dir whose every component is a real directory owned by root"
+                            % (current, "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"))
+        if st.st_uid != 0 or (st.st_mode & 0o022 and not (st.st_mode & stat.S_ISVTX and index < len(parts))):
+            raise RepoError("work_dir: %s is owned by uid %d with mode %o: every component of work_dir must be "
+                            "owned by root and writable by root only (the default is %s)"
+                            % (current, st.st_uid, stat.S_IMODE(st.st_mode), WORK_DIR))
+    st = os.lstat(path)
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+class WorkDirLock:
+    """An exclusive lock of the work directory: registrations on this host read, merge and write the
+    registry one at a time, so two at once keep both."""
+
+    def __init__(self, work_dir):
+        self.path = os.path.join(work_dir, ".lock")
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
 # -- git -------------------------------------------------------------------------------------------
+
+# Settings on every git call: no hook, no fsmonitor and no other code named by a repository's config
+# runs, the system and global config are not read, and only network transports are allowed (a local
+# path would let a registration read any repository root can read).
+GIT_SAFE_CONFIG = (
+    ("core.hooksPath", "/dev/null"),
+    ("core.fsmonitor", "false"),
+    ("core.sshCommand", "ssh"),
+    ("protocol.allow", "never"),
+    ("protocol.https.allow", "always"),
+    ("protocol.http.allow", "always"),
+    ("protocol.ssh.allow", "always"),
+    ("protocol.git.allow", "always"),
+    ("submodule.recurse", "false"),
+    ("transfer.fsckObjects", "false"),
+)
+
 
 class Git:
     """git with credentials passed through the environment, never on a command line."""
@@ -70,29 +149,37 @@ class Git:
     def __init__(self, module, url, token=None, username=None, ssh_private_key=None, workdir=None):
         self.module = module
         self.url = url
-        self.env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/true", "LC_ALL": "C"}
         self._tmp = tempfile.mkdtemp(prefix="qubinode-git-", dir=workdir)
         os.chmod(self._tmp, 0o700)
+        config = list(GIT_SAFE_CONFIG)
         if token:
             basic = base64.b64encode(("%s:%s" % (username or "x-access-token", token)).encode()).decode()
-            self.env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="http.extraHeader",
-                            GIT_CONFIG_VALUE_0="Authorization: Basic %s" % basic)
+            config.append(("http.extraHeader", "Authorization: Basic %s" % basic))
+        self.env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/true", "SSH_ASKPASS": "/bin/true",
+                    "LC_ALL": "C", "HOME": self._tmp, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+                    "GIT_ATTR_NOSYSTEM": "1", "GIT_NO_REPLACE_OBJECTS": "1", "GIT_PROTOCOL_FROM_USER": "0",
+                    "GIT_CONFIG_COUNT": str(len(config))}
+        for index, (key, value) in enumerate(config):
+            self.env["GIT_CONFIG_KEY_%d" % index] = key
+            self.env["GIT_CONFIG_VALUE_%d" % index] = value
         if ssh_private_key:
             key = os.path.join(self._tmp, "key")
             fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(ssh_private_key.strip() + "\n")
+            # Host keys are remembered in the root-only work directory across runs.
             self.env["GIT_SSH_COMMAND"] = ("ssh -i %s -o IdentitiesOnly=yes -o BatchMode=yes "
-                                           "-o StrictHostKeyChecking=accept-new" % key)
+                                           "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=%s"
+                                           % (key, os.path.join(workdir or self._tmp, "known_hosts")))
 
     def close(self):
         shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def run(self, args, cwd=None, what="git"):
-        rc, out, err = self.module.run_command(["git"] + args, cwd=cwd, environ_update=self.env)
-        if rc != 0:
+    def run(self, args, cwd=None, what="git", check=True):
+        rc, out, err = self.module.run_command(["git"] + args, cwd=cwd or self._tmp, environ_update=self.env)
+        if rc != 0 and check:
             raise RepoError("%s failed for %s: %s" % (what, self.url, (err or out).strip()[-800:]))
-        return out
+        return out if check else rc
 
     def resolve(self, ref):
         """The commit a branch, tag or full SHA names, read with ls-remote (writes nothing)."""
@@ -112,59 +199,130 @@ class Git:
     def fetch(self, mirror):
         if not os.path.isdir(os.path.join(mirror, "objects")):
             os.makedirs(mirror, 0o700)
-            self.run(["init", "--bare", "--quiet", mirror], what="git init")
-        self.run(["--git-dir", mirror, "fetch", "--quiet", "--prune", "--", self.url,
+            self.run(["init", "--bare", "--quiet", "--", mirror], what="git init")
+        self.run(["--git-dir", mirror, "fetch", "--quiet", "--prune", "--no-recurse-submodules", "--", self.url,
                   "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], what="git fetch")
 
     def export(self, mirror, commit, subdir, dest):
-        """The tree of `commit` (only `subdir`) as plain files in dest."""
-        if self.module.run_command(["git", "--git-dir", mirror, "cat-file", "-e", commit + "^{commit}"])[0] != 0:
+        """The tree of `commit` (only `subdir`, already checked) as plain files in dest."""
+        if not SHA_RE.match(commit) or self.run(["--git-dir", mirror, "cat-file", "-e", "--end-of-options",
+                                                 commit + "^{commit}"], check=False) != 0:
             raise RepoError("commit %s is not in %s" % (commit, self.url))
         archive = os.path.join(self._tmp, "tree.tar")
-        args = ["--git-dir", mirror, "archive", "--format=tar", "-o", archive, commit]
+        args = ["--git-dir", mirror, "archive", "--format=tar", "-o", archive, "--end-of-options", commit]
         if subdir:
-            args.append(subdir.strip("/"))
-        self.run(args, what="git archive (is subdir %r in the repository?)" % subdir)
-        os.makedirs(dest)
-        rc, _out, err = self.module.run_command(["tar", "-xf", archive, "-C", dest])
+            args.append(":(literal)%s" % subdir)
+        self.run(args, what="git archive (is subdir %r a directory of the repository at %s?)" % (subdir, commit[:12]))
+        os.makedirs(dest, 0o700)
+        rc, _out, err = self.module.run_command(["tar", "--no-same-owner", "--no-same-permissions", "-xf", archive,
+                                                 "-C", dest])
         if rc != 0:
             raise RepoError("cannot unpack %s at %s: %s" % (self.url, commit, err))
-        return os.path.join(dest, subdir.strip("/")) if subdir else dest
+        if not subdir:
+            return dest
+        tree = dest
+        for part in subdir.split("/"):
+            tree = os.path.join(tree, part)
+            if not os.path.lexists(tree) or os.path.islink(tree) or not os.path.isdir(tree):
+                raise RepoError("subdir %r is not a directory of %s at %s (a symbolic link is not followed)"
+                                % (subdir, self.url, commit[:12]))
+        return tree
+
+
+# -- secret scan -----------------------------------------------------------------------------------
+
+def fingerprint(kind, rel, value):
+    """What a repository's allow file lists to accept a finding: never the value itself."""
+    return hashlib.sha256(("%s\0%s\0%s" % (kind, rel, value)).encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def _allowed(root):
+    """Fingerprints listed in the repository's allow file (read without following a link)."""
+    path = os.path.join(root, ALLOW_FILE)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return set()
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return set()
+        text = f.read(1024 * 1024).decode("utf-8", "replace")
+    return set(line.split("#", 1)[0].strip() for line in text.splitlines()) - {""}
+
+
+def _line_findings(line):
+    for kind, pattern in SECRET_PATTERNS:
+        for match in pattern.finditer(line):
+            value = match.groupdict().get("v") or match.group(0)
+            if kind == "password in a URI" and (PLACEHOLDER_RE.match(value) or PORT_RE.match(value)):
+                continue
+            yield kind, value
+
+
+def _link_escapes(root, path):
+    target = os.readlink(path)
+    if os.path.isabs(target):
+        return True
+    resolved = os.path.normpath(os.path.join(os.path.dirname(path), target))
+    return not (resolved == root or resolved.startswith(root.rstrip("/") + "/"))
+
+
+def scan_secrets(root):
+    """Every file of the tree, whatever its size or content, read in bounded pieces; no link is
+    followed (a link that points out of the tree is itself a finding)."""
+    root = os.path.normpath(root)
+    allowed = _allowed(root)
+    findings = []
+    for base, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in sorted(files) + sorted(d for d in dirs if os.path.islink(os.path.join(base, d))):
+            path = os.path.join(base, name)
+            rel = os.path.relpath(path, root)
+            if os.path.islink(path):
+                if _link_escapes(root, path):
+                    fp = fingerprint("link", rel, os.readlink(path))
+                    if fp not in allowed:
+                        findings.append(dict(file=rel, line=0, kind="link", fingerprint=fp,
+                                             message="symbolic link out of the repository: Airflow would read "
+                                                     "a file of the host; commit the file itself"))
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                continue
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    continue
+                lineno = 0
+                for piece in iter(lambda: f.readline(SCAN_LINE_BYTES), b""):
+                    lineno += 1
+                    for kind, value in _line_findings(piece.decode("utf-8", "replace")):
+                        fp = fingerprint(kind, rel, value)
+                        if fp in allowed:
+                            continue
+                        findings.append(dict(file=rel, line=lineno, kind="secret", fingerprint=fp,
+                                             message="%s found: keep secrets in Airflow connections or "
+                                                     "variables, not in the repository (a false positive: "
+                                                     "add the fingerprint to %s)" % (kind, ALLOW_FILE)))
+    return findings
 
 
 # -- validation ------------------------------------------------------------------------------------
 
-def scan_secrets(root):
-    findings = []
-    for base, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d != ".git"]
-        for name in files:
-            path = os.path.join(base, name)
-            rel = os.path.relpath(path, root)
-            try:
-                if os.path.getsize(path) > SCAN_MAX_BYTES:
-                    continue
-                with open(path, "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            if b"\0" in data[:8192]:
-                continue  # binary
-            for lineno, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
-                for kind, pattern in SECRET_PATTERNS:
-                    if pattern.search(line) and not (kind == "password in a URI" and PLACEHOLDER_RE.search(line)):
-                        findings.append(dict(file=rel, line=lineno, kind="secret",
-                                             message="%s found: keep secrets in Airflow connections or "
-                                                     "variables, not in the repository" % kind))
-    return findings
-
-
-# Runs with the Airflow virtualenv's python, as the Airflow user: compiles every .py file, then
+# Runs with the Airflow virtualenv's python, in the sandbox: compiles every .py file, then
 # imports every one (.airflowignore applies) with Airflow's own DagBag, which also reports cycles,
 # and prints {"dags": {dag_id: file}, "errors": {file: [kind, message]}} as JSON.
 VALIDATOR = r'''
 import ast, json, os, sys
 root = sys.argv[1]
+# Before any of the repository's code runs: the sandbox must really hide what it promises to.
+if os.getuid() == 0 or os.geteuid() == 0:
+    print("QUBINODE-SANDBOX-BREACH uid 0", flush=True)
+    sys.exit(3)
+for path in [p for p in os.environ.pop("QUBINODE_SECRET_PATHS", "").split(":") if p]:
+    if os.path.exists(path) and os.access(path, os.R_OK):
+        print("QUBINODE-SANDBOX-BREACH " + path, flush=True)
+        sys.exit(3)
 errors, dags = {}, {}
 for base, dirs, files in os.walk(root):
     dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
@@ -185,28 +343,116 @@ for path, msg in bag.import_errors.items():
     errors.setdefault(rel, [kind, msg.strip().splitlines()[-1] if msg.strip() else msg])
 for dag_id, dag in bag.dags.items():
     dags[dag_id] = os.path.relpath(dag.fileloc, root)
-print("QUBINODE-VALIDATION " + json.dumps({"dags": dags, "errors": errors}))
+print("QUBINODE-VALIDATION " + json.dumps({"dags": dags, "errors": errors}), flush=True)
 '''
+# Where the sandbox sees the staging copy, read-only.
+SANDBOX_STAGE = "/run/qubinode-validate"
+KILL_GRACE = 5
 
 
-def validate_tree(module, python, run_as, tree, airflow_env, timeout):
-    """Parse `tree` with Airflow; returns (dags {id: file}, report [..]). `python` is the virtualenv's
-    interpreter; for the podman runtime (see runtime.json beside AIRFLOW_CONFIG) the services'
-    image runs the check instead, with the staging directory mounted."""
-    stage = os.path.dirname(tree.rstrip("/"))
+class Sandbox:
+    """Limits of the validation sandbox (module options)."""
+
+    def __init__(self, user, timeout, memory_max="2G", tasks_max=512, network=False, secret_paths=(), hidden=()):
+        """`secret_paths` hold the stack's secrets: hidden too, and the validator checks that it cannot
+        read them before any of the repository's code runs. `hidden`: further paths made inaccessible."""
+        self.user, self.timeout, self.memory_max, self.tasks_max = user, int(timeout), memory_max, int(tasks_max)
+        self.network, self.secret_paths = network, tuple(secret_paths)
+        self.hidden = self.secret_paths + tuple(hidden)
+
+    def account(self, airflow_user):
+        """The sandbox user's (uid, gid): a dedicated local user, never root and never the Airflow user."""
+        try:
+            pw = pwd.getpwnam(self.user)
+        except KeyError:
+            raise RepoError("validation_user %r is not a user of this host: the airflow role creates it "
+                            "(airflow_validation_user); the repository's code never runs as root" % self.user)
+        if pw.pw_uid == 0:
+            raise RepoError("validation_user %r is root: give an unprivileged user of its own" % self.user)
+        try:
+            if pwd.getpwnam(airflow_user).pw_uid == pw.pw_uid:
+                raise RepoError("validation_user %r is the Airflow user, which can read the stack's secrets: "
+                                "give a user of its own" % self.user)
+        except KeyError:
+            pass
+        if self.timeout < 1:
+            raise RepoError("validation_timeout must be at least 1 second")
+        return pw.pw_uid, pw.pw_gid
+
+
+def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name):
+    """argv that runs the validator over the staging copy: a transient systemd unit (native) or a
+    throw-away container (podman runtime), as the sandbox user, with no secret reachable."""
+    inner_tree = SANDBOX_STAGE + "/" + os.path.relpath(tree, stage)
+    inner_script = SANDBOX_STAGE + "/qubinode_validate.py"
+    env = dict(HOME="/tmp", AIRFLOW_HOME="/tmp/airflow", PYTHONDONTWRITEBYTECODE="1",
+               AIRFLOW__CORE__LOAD_EXAMPLES="False", LC_ALL="C.UTF-8",
+               QUBINODE_SECRET_PATHS=":".join(p for p in sandbox.secret_paths if ":" not in p))
+    runtime = read_runtime(config_dir)
+    if runtime["runtime"] == "podman":
+        env.pop("QUBINODE_SECRET_PATHS")  # nothing of the host but the staging copy is mounted
+        argv = ["podman", "run", "--rm", "--pull=never", "--user", "%d:%d" % (uid, gid), "--read-only",
+                "--read-only-tmpfs", "--network", "host" if sandbox.network else "none",
+                "--pids-limit", str(sandbox.tasks_max), "--memory", sandbox.memory_max,
+                "--security-opt", "no-new-privileges", "--cap-drop", "all",
+                "--timeout", str(sandbox.timeout), "--name", name,
+                "--volume", "/etc/passwd:/etc/passwd:ro", "--volume", "/etc/group:/etc/group:ro",
+                "--volume", "%s:%s:ro" % (stage, SANDBOX_STAGE), "--workdir", "/tmp"]
+        for key in sorted(env):
+            argv += ["--env", "%s=%s" % (key, env[key])]
+        return argv + ["--entrypoint", "python", runtime["image"], inner_script, inner_tree]
+    props = ["User=%d" % uid, "Group=%d" % gid, "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+             "PrivateDevices=yes", "NoNewPrivileges=yes", "ProtectKernelTunables=yes", "ProtectControlGroups=yes",
+             "ProtectKernelModules=yes", "RestrictSUIDSGID=yes", "LockPersonality=yes", "UMask=0077",
+             "MemoryMax=%s" % sandbox.memory_max, "TasksMax=%d" % sandbox.tasks_max,
+             "RuntimeMaxSec=%d" % sandbox.timeout, "TimeoutStopSec=%d" % KILL_GRACE, "KillMode=control-group",
+             "BindReadOnlyPaths=%s:%s" % (stage, SANDBOX_STAGE), "WorkingDirectory=/tmp"]
+    if not sandbox.network:
+        props.append("PrivateNetwork=yes")
+    for path in sandbox.hidden:
+        props.append("InaccessiblePaths=-%s" % path)
+    for key in sorted(env):
+        props.append("Environment=%s=%s" % (key, env[key]))
+    argv = ["systemd-run", "--unit", name, "--description", "qubinode.airflow: DAG validation sandbox",
+            "--wait", "--pipe", "--collect", "--quiet", "--service-type=exec"]
+    for prop in props:
+        argv += ["-p", prop]
+    return argv + ["--", python, inner_script, inner_tree]
+
+
+def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir):
+    """Parse `tree` (inside the root-only `stage`) with Airflow in the sandbox; returns
+    (dags {id: file}, report [..]). The repository's code never runs as root or as the Airflow user,
+    and its processes do not outlive the validation."""
+    uid, gid = sandbox.account(airflow_user)
     script = os.path.join(stage, "qubinode_validate.py")
-    with open(script, "w") as f:
+    fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as f:
         f.write(VALIDATOR)
-    os.chmod(script, 0o644)
-    venv = os.path.dirname(os.path.dirname(python))
-    config_dir = os.path.dirname(airflow_env.get("AIRFLOW_CONFIG", "")) or None
-    argv, env = airflow_python(venv, run_as, config_dir, airflow_env, mounts=[stage])
-    cmd = ["timeout", str(int(timeout))] + argv + [script, tree]
-    if argv[0] == "runuser":
-        cmd = argv[:4] + ["timeout", str(int(timeout))] + argv[4:] + [script, tree]
-    rc, out, err = module.run_command(cmd, environ_update=env, cwd=tree)
+    # The sandbox user reads the copy through a read-only bind mount: make its files readable.
+    os.chmod(stage, 0o755)
+    for base, dirs, files in os.walk(stage):
+        for entry in [os.path.join(base, d) for d in dirs] + [os.path.join(base, f) for f in files]:
+            st = os.lstat(entry)
+            if not stat.S_ISLNK(st.st_mode):
+                os.chmod(entry, stat.S_IMODE(st.st_mode) | (0o755 if stat.S_ISDIR(st.st_mode) else 0o644))
+    name = "qubinode-validate-%d-%s" % (os.getpid(), os.path.basename(stage).replace("staging-", "")[-8:])
+    name = re.sub(r"[^A-Za-z0-9_-]", "x", name)
+    argv = sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name)
+    started = time.monotonic()
+    rc, out, err = module.run_command(argv, cwd="/")
+    took = time.monotonic() - started
+    breach = [ln.split(" ", 1)[1] for ln in out.splitlines() if ln.startswith("QUBINODE-SANDBOX-BREACH ")]
+    if breach:
+        raise RepoError("the validation sandbox could not hide %s from the repository's code, so none of it ran: "
+                        "this host's systemd cannot set up the sandbox (in a container it needs CAP_SYS_ADMIN); "
+                        "see journalctl -u %s" % (breach[0], name))
     line = [ln for ln in out.splitlines() if ln.startswith("QUBINODE-VALIDATION ")]
     if not line:
+        if took >= sandbox.timeout:
+            raise RepoError("the DAG validation did not finish within validation_timeout (%ss): the sandbox was "
+                            "stopped and its processes killed; a DAG file that hangs at import would hang "
+                            "Airflow's parse too" % sandbox.timeout)
         raise RepoError("the DAG validation did not finish (rc %s): %s" % (rc, (err or out).strip()[-1500:]))
     result = json.loads(line[-1].split(" ", 1)[1])
     report = [dict(file=k, kind=v[0], message=v[1]) for k, v in sorted(result["errors"].items())]
@@ -216,17 +462,23 @@ def validate_tree(module, python, run_as, tree, airflow_env, timeout):
 # -- registry (the Airflow variable) ---------------------------------------------------------------
 
 def read_registry(api):
+    """The registry, schema-checked: it is an Airflow variable that Airflow's Op users can edit."""
     obj = api.get_or_none("variables/%s" % REGISTRY_KEY)
     if not obj or not obj.get("value"):
         return {}
     try:
-        return json.loads(obj["value"])
+        registry = json.loads(obj["value"])
     except ValueError:
         raise RepoError("the Airflow variable %s does not hold JSON; it is managed by airflow_dag_repo: "
                         "delete it to start over" % REGISTRY_KEY)
+    try:
+        return check_registry(registry)
+    except InputError as e:
+        raise RepoError(str(e))
 
 
 def write_registry(api, registry):
+    check_registry(registry)
     value = json.dumps(registry, sort_keys=True)
     api.bulk("variables", [dict(action="create", action_on_existence="overwrite", entities=[dict(
         key=REGISTRY_KEY, value=value,
@@ -322,7 +574,7 @@ def restarts_needed(old, new):
     return AIRFLOW_UNITS  # every unit reads bundles.env; only those installed restart
 
 
-def apply_to_host(module, registry, config_dir, group, check_mode):
+def apply_to_host(module, registry, config_dir, airflow_user, check_mode):
     """Write bundles.env from the registry and restart what must re-read it. Returns (changed, restarted, bundles)."""
     env_file = os.path.join(config_dir, "bundles.env")
     base = base_bundles(os.path.join(config_dir, "airflow.cfg"))
@@ -358,7 +610,7 @@ def apply_to_host(module, registry, config_dir, group, check_mode):
         storage = _config(os.path.join(config_dir, "airflow.cfg"), "dag_bundle_storage_path",
                           os.path.join(tempfile.gettempdir(), "airflow", "dag_bundles"))
         stale = [os.path.join(storage, name, part) for name, part in stale_clones(effective_old, bundles)]
-        restart_with_cleanup(module, units, stale, RepoError, config_dir)
+        restart_with_cleanup(module, units, stale, RepoError, config_dir, owner=airflow_user)
     return True, units, bundles
 
 

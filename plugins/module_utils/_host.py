@@ -18,7 +18,6 @@ __metaclass__ = type
 import json
 import os
 import shlex
-import shutil
 
 # Every unit that reads airflow.cfg and the settings files; a host has only some of them
 # (a Temporal worker host has just the worker).
@@ -83,18 +82,25 @@ def airflow_python(venv, run_as, config_dir=CONFIG_DIR, env=None, mounts=()):
     return argv, env
 
 
-def restart_with_cleanup(module, units, paths, error, config_dir=CONFIG_DIR):
+def restart_with_cleanup(module, units, paths, error, config_dir=CONFIG_DIR, owner=None):
     """Stop `units`, remove `paths`, start `units` again, as one transient systemd service.
+
+    `paths` lie in trees the Airflow user can write (bundle storage under airflow_home), so they are
+    removed as `owner`, never as root: a link planted in them then reaches only what that user could
+    remove anyway.
 
     systemd finishes it even if the caller dies half-way: an Airflow task that registers a
     repository through this collection restarts the scheduler it runs under, which ends the task,
     its ansible-playbook and, over SSH, this module. Run from the module itself, the units would
     stay stopped."""
+    remove = ["rm", "-rf", "--"] + list(paths)
+    if owner and os.geteuid() == 0:
+        remove = ["runuser", "-u", owner, "--"] + remove
     if not units:
-        for path in paths:
-            shutil.rmtree(path, ignore_errors=True)
+        if paths:
+            module.run_command(remove)
         return
-    clean = "rm -rf -- %s; " % " ".join(shlex.quote(p) for p in paths) if paths else ""
+    clean = "%s; " % " ".join(shlex.quote(a) for a in remove) if paths else ""
     manager = service_manager(config_dir)
     script = "%s stop %s; %s%s start %s" % (manager, " ".join(units), clean, manager, " ".join(units))
     name = "qubinode-airflow-restart-%d" % os.getpid()

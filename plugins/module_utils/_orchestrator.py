@@ -24,7 +24,7 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._host import airf
 
 ENV_FILE = "orchestrator.env"
 TEMPORAL_EXECUTOR = "Temporal:qubinode_airflow.temporal.executor.TemporalExecutor"
-HEADER = ("# Managed by qubinode.airflow.airflow_orchestrator: the engine that runs task instances.\n"
+HEADER = ("# Managed by qubinode.airflow.airflow_engine: the engine that runs task instances.\n"
           "# Read by every Airflow unit, the Temporal worker and /usr/local/bin/airflow. Do not edit.\n")
 
 

@@ -14,11 +14,19 @@ short_description: Serve a git repository of DAGs, validated and pinned, as an A
 version_added: 0.1.0
 description:
   - Registers a git repository as an Airflow 3 DAG bundle (C(GitDagBundle) of apache-airflow-providers-git).
-  - Before a commit goes live it is checked out on this host into a staging directory and parsed with
-    the Airflow virtualenv, as the Airflow user - syntax errors, import errors (missing modules or
-    providers), DAG cycles, DAG ids that another bundle already serves, and secrets committed in the
-    repository (cloud keys, private keys, passwords in URIs, tokens). Any finding fails the task with a
-    per-file report and the repository keeps serving its previous commit; nothing is half-applied.
+  - Before a commit goes live it is exported on this host into a staging directory that only root can
+    reach, scanned for committed secrets (cloud keys, private keys, passwords in URIs, tokens, links out
+    of the repository) and parsed with the Airflow virtualenv in a sandbox - syntax errors, import errors
+    (missing modules or providers), DAG cycles and DAG ids that another bundle already serves. Any
+    finding fails the task with a per-file report and the repository keeps serving its previous commit;
+    nothing is half-applied.
+  - The sandbox is a transient systemd unit (a throw-away container with the podman runtime) that runs as
+    O(validation_user), never root nor the Airflow user, cannot read the stack's configuration or
+    secrets, sees the staging copy read-only, has no network unless O(validation_network), and is
+    stopped with all its processes after O(validation_timeout). Validation is a gate against mistakes,
+    not a defence against a repository author, since the DAGs it passes later run as Airflow.
+  - git runs as root in O(work_dir) only, with hooks, fsmonitor and local transports disabled. Every value
+    of O(name), O(url), O(ref), O(subdir) and O(commit) is checked before any git call.
   - The bundle is pinned to the validated commit (C(tracking_ref) is the commit SHA). The module returns
     the previous and the current commit and the last validated ones; O(commit) pins an earlier one (a
     rollback that stays put on re-runs).
@@ -47,7 +55,10 @@ options:
     type: str
     required: true
   url:
-    description: Git URL (C(https://...), C(git@host:path), C(ssh://...) or a path on this host). Required for O(state=present).
+    description:
+      - Git URL (C(https://...), C(git@host:path), C(ssh://...) or C(git://...)). Required for O(state=present).
+      - A path on this host or C(file://) is refused (root would read it), and so is a URL with a user or
+        password in it (give O(token)).
     type: str
   ref:
     description: Branch, tag or full commit SHA to serve.
@@ -57,7 +68,7 @@ options:
     description: Pin exactly this commit (40 hex characters) instead of resolving O(ref); used to roll back.
     type: str
   subdir:
-    description: Directory of the repository that holds the DAGs.
+    description: Directory of the repository that holds the DAGs, relative, without C(..); a symbolic link is not followed.
     type: str
   refresh_interval:
     description: Seconds between Airflow's own checks of the bundle (C(refresh_interval) of the bundle).
@@ -106,9 +117,25 @@ options:
     type: int
     default: 300
   validation_timeout:
-    description: Seconds the DAG validation may take.
+    description: Seconds the DAG validation may take; then the sandbox and every process in it are stopped.
     type: int
     default: 300
+  validation_user:
+    description: The unprivileged user the validation runs as (the C(airflow) role creates it); never root nor O(airflow_user).
+    type: str
+    default: airflow-validate
+  validation_network:
+    description: Let the validation reach the network (DAG files that call out at import time).
+    type: bool
+    default: false
+  validation_memory_max:
+    description: Memory limit of the validation sandbox (systemd C(MemoryMax) / podman C(--memory)).
+    type: str
+    default: 2G
+  validation_tasks_max:
+    description: Most processes and threads the validation may run.
+    type: int
+    default: 512
   airflow_venv:
     description: The Airflow virtualenv on this host.
     type: path
@@ -118,13 +145,15 @@ options:
     type: path
     default: /etc/airflow
   airflow_user:
-    description: User that runs Airflow; the validation runs as this user.
+    description: User that runs Airflow (the validation refuses to run as this user).
     type: str
     default: airflow
   work_dir:
-    description: Where git mirrors and staging trees are kept on this host.
+    description:
+      - Where git mirrors and staging trees are kept on this host. Created 0700 for root; refused if any
+        component of the path is a symbolic link, is not owned by root or can be written by another user.
     type: path
-    default: /var/lib/airflow/dag-repos
+    default: /var/lib/qubinode-airflow/dag-repos
 notes:
   - Check mode does not run the validation; the apply may still refuse the commit.
 """
@@ -195,7 +224,6 @@ bundle:
 """
 
 import os
-import pwd
 import shutil
 import tempfile
 import time
@@ -209,14 +237,15 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._api import (
     airflow_api_argument_spec,
 )
 from ansible_collections.qubinode.airflow.plugins.module_utils._dag_repo import (
-    NAME_RE,
-    SHA_RE,
     HISTORY,
     Git,
     RepoError,
+    Sandbox,
+    WorkDirLock,
     apply_to_host,
     bundle_entry,
     conn_id_for,
+    ensure_root_dir,
     read_registry,
     scan_secrets,
     validate_tree,
@@ -225,6 +254,14 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._dag_repo import 
     write_registry,
 )
 from ansible_collections.qubinode.airflow.plugins.module_utils._registry import ConnectionKind, Reconciler
+from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input import (
+    InputError,
+    check_commit,
+    check_name,
+    check_ref,
+    check_subdir,
+    check_url,
+)
 
 KEYS = ("url", "ref", "subdir", "pin", "refresh_interval", "git_conn_id", "commit")
 
@@ -235,6 +272,7 @@ class DagRepo:
         self.p = module.params
         self.api = AirflowAPI(self.p)
         self.name = self.p["name"]
+        self.subdir = None
         self.result = dict(changed=False, restarted=[])
 
     def credentials_connection(self, state):
@@ -248,30 +286,22 @@ class DagRepo:
 
     def validate(self, git, commit, registry):
         p = self.p
-        repo_dir = os.path.join(p["work_dir"], self.name)
-        os.makedirs(p["work_dir"], 0o755, exist_ok=True)
-        git.fetch(os.path.join(repo_dir, "mirror.git"))
+        mirror = os.path.join(p["work_dir"], self.name, "mirror.git")
+        git.fetch(mirror)
         stage = tempfile.mkdtemp(prefix="staging-", dir=p["work_dir"])
         try:
-            tree = git.export(os.path.join(repo_dir, "mirror.git"), commit, p["subdir"], os.path.join(stage, "tree"))
+            tree = git.export(mirror, commit, self.subdir, os.path.join(stage, "tree"))
             report = scan_secrets(tree) if p["secret_scan"] else []
             dags = {}
-            if p["validate"]:
-                user = p["airflow_user"]
-                pw = None
-                try:
-                    pw = pwd.getpwnam(user)
-                    for base, dirs, files in os.walk(stage):
-                        for entry in [base] + [os.path.join(base, f) for f in dirs + files]:
-                            os.lchown(entry, pw.pw_uid, pw.pw_gid)
-                except KeyError:
-                    user = None
-                home = pw.pw_dir if pw else stage
-                env = dict(AIRFLOW_HOME=home, HOME=home, PYTHONDONTWRITEBYTECODE="1",
-                           AIRFLOW_CONFIG=os.path.join(p["airflow_config_dir"], "airflow.cfg"),
-                           AIRFLOW__CORE__LOAD_EXAMPLES="False")
+            # A link out of the tree would be read by Airflow's parse (a device, a host file): not parsed.
+            if p["validate"] and not any(f["kind"] == "link" for f in report):
+                sandbox = Sandbox(p["validation_user"], p["validation_timeout"], p["validation_memory_max"],
+                                  p["validation_tasks_max"], p["validation_network"],
+                                  secret_paths=(p["airflow_config_dir"], "/etc/qubinode-airflow", "/etc/temporal"),
+                                  hidden=("/var/lib/postgresql", "/var/lib/temporal", "/var/lib/airflow",
+                                          "/root", "/home"))
                 dags, import_report = validate_tree(self.module, os.path.join(p["airflow_venv"], "bin", "python"),
-                                                    user, tree, env, p["validation_timeout"])
+                                                    sandbox, p["airflow_user"], stage, tree, p["airflow_config_dir"])
                 report += import_report
                 report += self.duplicates(dags)
             if report:
@@ -293,16 +323,16 @@ class DagRepo:
 
     def present(self, registry):
         p = self.p
-        if not p["url"]:
-            raise RepoError("url is required with state=present, for example url: https://git.example.com/dags.git")
         old = registry.get(self.name)
-        git = Git(self.module, p["url"], p["token"], p["username"], p["ssh_private_key"])
+        # Check mode only reads the remote (ls-remote): its scratch space need not be the work directory.
+        git = Git(self.module, p["url"], p["token"], p["username"], p["ssh_private_key"],
+                  workdir=None if self.module.check_mode else p["work_dir"])
         try:
             if p["commit"]:
                 commit = p["commit"]
             else:
                 commit = git.resolve(p["ref"])
-            want = dict(url=p["url"], ref=p["ref"], subdir=p["subdir"], pin=p["pin"],
+            want = dict(url=p["url"], ref=p["ref"], subdir=self.subdir, pin=p["pin"],
                         refresh_interval=p["refresh_interval"], commit=commit,
                         git_conn_id=conn_id_for(self.name) if (p["token"] or p["ssh_private_key"]) else None)
             same = old is not None and all(old.get(k) == want[k] for k in KEYS)
@@ -335,7 +365,7 @@ class DagRepo:
         new_registry = dict(registry)
         new_registry[self.name] = entry
         if self.result["changed"] and not same and not self.module.check_mode:
-            write_registry(self.api, new_registry)
+            new_registry = self.merge(entry)
         self.apply_here(new_registry)
         self.result.update(bundle=bundle_entry(self.name, entry), dag_ids=entry.get("dag_ids", []),
                            history=entry.get("history", []))
@@ -364,18 +394,47 @@ class DagRepo:
                 self.result["diff"] = dict(before=old, after={})
             new_registry = dict((k, v) for k, v in registry.items() if k != self.name)
             if not self.module.check_mode:
-                write_registry(self.api, new_registry)
+                new_registry = self.merge(None)
+                shutil.rmtree(os.path.join(self.p["work_dir"], self.name), ignore_errors=True)
             self.apply_here(new_registry)
         else:
             self.apply_here(registry)
         if self.credentials_connection("absent"):
             self.result["changed"] = True
 
+    def merge(self, entry):
+        """Write this repository's entry (None: remove it) into the registry as it is now, under the
+        work directory's lock, so that registrations running at the same time keep each other's."""
+        with WorkDirLock(self.p["work_dir"]):
+            registry = read_registry(self.api)
+            if entry is None:
+                registry.pop(self.name, None)
+            else:
+                registry[self.name] = entry
+            write_registry(self.api, registry)
+        return registry
+
+    def check_input(self):
+        """Every value that reaches git or a path, before anything is called or written."""
+        p = self.p
+        try:
+            check_name(self.name)
+            if p["commit"]:
+                check_commit(p["commit"])
+            check_ref(p["ref"])
+            self.subdir = check_subdir(p["subdir"])
+            if p["state"] == "present":
+                if not p["url"]:
+                    raise InputError("url is required with state=present, for example "
+                                     "url: https://git.example.com/dags.git")
+                check_url(p["url"], token=bool(p["token"]))
+        except InputError as e:
+            raise RepoError(str(e))
+        if p["state"] == "present" and not self.module.check_mode:
+            ensure_root_dir(p["work_dir"])
+
     def run(self):
-        if not NAME_RE.match(self.name or ""):
-            raise RepoError("name %r: use letters, digits, '_' and '-' (at most 100)" % self.name)
-        if self.p["commit"] and not SHA_RE.match(self.p["commit"]):
-            raise RepoError("commit %r: give the full 40-character SHA" % self.p["commit"])
+        self.check_input()
         registry = read_registry(self.api)
         if self.p["state"] == "present":
             self.present(registry)
@@ -404,10 +463,14 @@ def main():
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=300),
         validation_timeout=dict(type="int", default=300),
+        validation_user=dict(type="str", default="airflow-validate"),
+        validation_network=dict(type="bool", default=False),
+        validation_memory_max=dict(type="str", default="2G"),
+        validation_tasks_max=dict(type="int", default=512),
         airflow_venv=dict(type="path", default="/opt/qubinode-airflow/venv"),
         airflow_config_dir=dict(type="path", default="/etc/airflow"),
         airflow_user=dict(type="str", default="airflow"),
-        work_dir=dict(type="path", default="/var/lib/airflow/dag-repos"),
+        work_dir=dict(type="path", default="/var/lib/qubinode-airflow/dag-repos"),
     )
     module = AnsibleModule(
         argument_spec=spec,

@@ -26,6 +26,10 @@ os.environ.update({
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The collection under test, as Ansible finds it (hack/bootstrap.sh links it there).
 COLLECTIONS = ROOT / ".cache" / "collections"
+# Helpers shared with the unit tests.
+sys.path.insert(0, str(ROOT / "tests"))
+
+from temporal_server import temporal_server  # noqa: E402
 
 
 def pytest_sessionstart(session):
@@ -72,3 +76,10 @@ def xcom(dag_run, task_id: str, key: str = "return_value"):
         row = session.scalars(XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id,
                                                  key=key)).first()
         return None if row is None else XComModel.deserialize_value(row)
+
+
+@pytest.fixture(scope="module")
+def temporal(tmp_path_factory):
+    """A real Temporal server (the temporal CLI's dev server) with the namespace `airflow`."""
+    with temporal_server(pathlib.Path(sys.executable).parent / "temporal", tmp_path_factory.mktemp("temporal")) as address:
+        yield address

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -17,6 +15,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The collection as Ansible imports it (hack/bootstrap.sh links it under .cache/collections).
 sys.path.insert(0, str(ROOT / ".cache" / "collections"))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+# Helpers shared with the provider's tests.
+sys.path.insert(0, str(ROOT / "tests"))
+
+from temporal_server import temporal_server  # noqa: E402
 
 
 class PlaybookRun:
@@ -59,30 +61,8 @@ def run_playbook(tmp_path):
 TEMPORAL = pathlib.Path(sys.executable).parent / "temporal"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def temporal(tmp_path_factory):
     """A real Temporal server with the namespace `airflow`, state in a temporary file."""
-    data = tmp_path_factory.mktemp("temporal")
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(TEMPORAL), "server", "start-dev", "--headless", "--db-filename", str(data / "t.db"), "--ip", "127.0.0.1",
-         "--port", str(port), "--http-port", str(free_port()), "--metrics-port", str(free_port()),
-         "--namespace", "airflow", "--log-level", "error"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    address = "127.0.0.1:%d" % port
-    deadline = time.monotonic() + 30
-    while "SERVING" not in subprocess.run([str(TEMPORAL), "operator", "cluster", "health", "--address", address],
-                                          capture_output=True, text=True, check=False).stdout:
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the Temporal server did not start")
-        time.sleep(0.5)
-    yield address
-    proc.terminate()
-    proc.wait(30)
+    with temporal_server(TEMPORAL, tmp_path_factory.mktemp("temporal")) as address:
+        yield address

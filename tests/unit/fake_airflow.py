@@ -117,7 +117,7 @@ class FakeAirflow:
                     part["errors"].append({"error": "injected failure for %s" % ident, "status_code": 400})
                     continue
                 if action["action"] == "create":
-                    if ident in store:
+                    if ident in store and action.get("action_on_existence", "fail") == "fail":
                         part["errors"].append({"error": "%s already exists" % ident, "status_code": 409})
                         continue
                     store[ident] = self.stored(kind, ent)

@@ -35,9 +35,14 @@ with DAG(
     tags=["qubinode", "ansible", "dag-repos"],
     params={
         "name": Param("example", type="string", pattern=r"^[A-Za-z0-9_-]{1,100}$"),
-        "url": Param("https://git.example.com/dags.git", type="string", minLength=1),
-        "ref": Param("main", type="string"),
-        "subdir": Param(None, type=["null", "string"]),
+        # The dag_repos playbook's lookup checks every field again; these patterns refuse the obvious
+        # (option-like values, '..', paths on the host, credentials in the URL) already in the form.
+        "url": Param("https://git.example.com/dags.git", type="string", minLength=1, maxLength=2048,
+                     pattern=r"^(?:(?:https?|git)://|ssh://(?:[A-Za-z0-9._-]+@)?)[^\s:@/]+(?::[0-9]+)?/\S+$"
+                             r"|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s/]\S*$"),
+        "ref": Param("main", type="string", pattern=r"^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,254}$"),
+        "subdir": Param(None, type=["null", "string"],
+                        pattern=r"^(?!.*(?:^|/)\.{1,2}(?:/|$))[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}$"),
         "pin": Param(True, type="boolean"),
     },
 ) as dag:

@@ -16,10 +16,42 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 
 REGISTRY_KEY = "qubinode_dag_repos"
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+# user:password@ in any URL, or any user in an http(s) one (a token as the user name).
+CREDENTIALS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@]*:[^/@]*@|(?<=https://)[^/@]+@|(?<=http://)[^/@]+@)",
+                            re.IGNORECASE)
+# Field types of an entry (the collection's airflow_dag_repo writes them; Op users can edit the variable).
+FIELD_TYPES = {"url": str, "ref": str, "commit": str, "pin": bool, "subdir": (str, type(None)),
+               "refresh_interval": int, "git_conn_id": (str, type(None)), "dag_ids": list, "history": list,
+               "previous": (str, type(None)), "validated_at": (str, type(None))}
 
 
 class RegistryError(Exception):
     pass
+
+
+def check_registry(value: Any) -> dict[str, dict[str, Any]]:
+    """The registry's shape, checked before anything is done with it; the error names the entry and field."""
+    where = "the Airflow variable %s" % REGISTRY_KEY
+    if not isinstance(value, dict):
+        raise RegistryError("%s must hold a JSON object of repositories" % where)
+    for name, entry in value.items():
+        if not NAME_RE.match(name):
+            raise RegistryError("%s: entry name %r is not a bundle name (letters, digits, '_', '-')" % (where, name))
+        if not isinstance(entry, dict):
+            raise RegistryError("%s, entry %r: is not a mapping" % (where, name))
+        for field in ("url", "ref", "commit"):
+            if field not in entry:
+                raise RegistryError("%s, entry %r: field %r is missing; register the repository again"
+                                    % (where, name, field))
+        for field, kind in FIELD_TYPES.items():
+            if field in entry and (not isinstance(entry[field], kind) or
+                                   (kind is int and isinstance(entry[field], bool))):
+                raise RegistryError("%s, entry %r: field %r has the wrong type" % (where, name, field))
+        if CREDENTIALS_RE.match(entry["url"]):
+            raise RegistryError("%s, entry %r: field 'url' holds credentials; register the repository again "
+                                "with a token instead" % (where, name))
+    return value
 
 
 def read_registry(session) -> dict[str, dict[str, Any]]:
@@ -32,7 +64,7 @@ def read_registry(session) -> dict[str, dict[str, Any]]:
         value = json.loads(row.val)
     except ValueError as e:
         raise RegistryError("the Airflow variable %s does not hold JSON" % REGISTRY_KEY) from e
-    return value if isinstance(value, dict) else {}
+    return check_registry(value)
 
 
 def normalize_url(url: str) -> str:

@@ -4,9 +4,11 @@
 
 Routes of plugin apps are not authenticated by Airflow, so each route here decides:
 - POST /qubinode/webhook: GitHub (X-Hub-Signature-256, HMAC-SHA256 of the body) or GitLab (X-Gitlab-Token)
-  push events, checked against the secret in the connection `qubinode_webhook` (password) or else the
-  variable `qubinode_webhook_secret`. Unsigned or badly signed: 401; a repository that is not registered:
-  404; in either case nothing else happens.
+  push events, checked against the repository's own secret (the password of the connection
+  `qubinode_webhook_<bundle>`) when it has one, else the stack's (connection `qubinode_webhook`, or the
+  variable `qubinode_webhook_secret`). The body is read up to MAX_BODY and no further (413); unsigned or
+  badly signed: 401; signed but malformed: 400; a delivery already taken (same signed body): 409; a
+  repository that is not registered: 404. In each of these cases nothing else happens.
 - GET /qubinode/repos, POST /qubinode/repos/{name}/sync, GET /qubinode/ui: Airflow users only (a bearer
   token or the UI's session cookie), read and edit rights on DAGs respectively.
 """
@@ -17,6 +19,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
@@ -28,22 +31,36 @@ log = logging.getLogger(__name__)
 SECRET_CONN_ID = "qubinode_webhook"
 SECRET_VARIABLE = "qubinode_webhook_secret"
 MAX_BODY = 5 * 1024 * 1024
+# Deliveries taken are remembered in Airflow's audit log (table log), by the digest of the signed body.
+DELIVERY_EVENT = "qubinode.webhook.delivery"
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 # A cookie-authenticated POST must carry this header, which a cross-site form cannot send.
 CSRF_HEADER = "X-Qubinode-Request"
 
 
-def webhook_secret() -> str | None:
-    """The shared secret, read on every request so a rotation needs no restart."""
+def _connection_password(conn_id: str) -> str | None:
+    """The connection's password; None only when there is no such connection. Any other failure (a
+    password that cannot be decrypted, a secrets backend that is down) is raised: a secret that cannot
+    be read must not let an unsigned delivery through."""
+    from airflow.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
-    from airflow.models.variable import Variable
 
     try:
-        secret = Connection.get_connection_from_secrets(SECRET_CONN_ID).password
-    except Exception:  # noqa: BLE001 - AirflowNotFoundException: fall back to the variable
-        secret = None
-    if not secret:
-        secret = Variable.get(SECRET_VARIABLE, default_var=None)
-    return secret or None
+        return Connection.get_connection_from_secrets(conn_id).password or None
+    except AirflowNotFoundException:
+        return None
+
+
+def webhook_secret() -> str | None:
+    """The stack's shared secret, read on every request so a rotation needs no restart."""
+    from airflow.models.variable import Variable
+
+    return _connection_password(SECRET_CONN_ID) or Variable.get(SECRET_VARIABLE, default_var=None) or None
+
+
+def repository_secret(bundle: str) -> str | None:
+    """A repository's own secret, if it has one: then only deliveries signed with it move its bundle."""
+    return _connection_password("%s_%s" % (SECRET_CONN_ID, bundle))
 
 
 def signature_ok(secret: str | None, body: bytes, headers) -> tuple[bool, str]:
@@ -58,6 +75,55 @@ def signature_ok(secret: str | None, body: bytes, headers) -> tuple[bool, str]:
     if gitlab:
         return hmac.compare_digest(gitlab.encode(), secret.encode()), "gitlab"
     return False, "none"
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, never more than MAX_BODY read into memory: a larger one is refused as it streams in."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise HTTPException(413, "payload too large (at most %d bytes)" % MAX_BODY)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HTTPException(413, "payload too large (at most %d bytes)" % MAX_BODY)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_event(body: bytes) -> dict[str, Any] | None:
+    """The event as a JSON object, or None when the body is not one."""
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def check_push(payload: dict[str, Any]) -> None:
+    """A push event's fields, checked after its signature and before anything is done (400)."""
+    for section in ("repository", "project"):
+        if section in payload and not isinstance(payload[section], dict):
+            raise HTTPException(400, "%r must be an object" % section)
+    ref = payload.get("ref")
+    if not isinstance(ref, str) or not ref.startswith(("refs/heads/", "refs/tags/")) or len(ref) > 255:
+        raise HTTPException(400, "'ref' must be a branch or tag ref (refs/heads/... or refs/tags/...)")
+    after = payload.get("after")
+    if not isinstance(after, str) or not SHA_RE.match(after):
+        raise HTTPException(400, "'after' must be the 40-character commit SHA the push ends at")
+
+
+def remember_delivery(session, body: bytes) -> bool:
+    """Record the delivery; False when the same signed body was taken before (a replay)."""
+    from airflow.models.log import Log
+    from sqlalchemy import func, select
+
+    digest = hashlib.sha256(body).hexdigest()
+    row = Log(event=DELIVERY_EVENT, extra=digest)
+    session.add(row)
+    session.flush()
+    first = session.scalar(select(func.min(Log.id)).where(Log.event == DELIVERY_EVENT, Log.extra == digest))
+    return first == row.id
 
 
 def _session():
@@ -82,49 +148,80 @@ def _user_dependency(method: str):
     return Depends(requires_access_dag(method=method))
 
 
+def _registry(session) -> dict[str, dict[str, Any]]:
+    try:
+        return registry.read_registry(session)
+    except registry.RegistryError as e:
+        log.error("webhook: %s", e)
+        raise HTTPException(500, str(e)) from e
+
+
+def authorised_bundles(payload, body: bytes, headers, repos) -> tuple[bool, list[str], list[str], str]:
+    """(signed with the stack's secret, bundles the push names, those of them it may move, scheme)."""
+    stack_ok, scheme = signature_ok(webhook_secret(), body, headers)
+    names = registry.matching_bundles(repos, registry.push_urls(payload)) if payload is not None else []
+    allowed = []
+    for name in names:
+        own = repository_secret(name)
+        if own:
+            ok, scheme = signature_ok(own, body, headers)
+        else:
+            ok = stack_ok
+        if ok:
+            allowed.append(name)
+    return stack_ok, names, allowed, scheme
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="qubinode.airflow DAG repositories", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.post("/webhook")
     async def webhook(request: Request, x_github_event: str | None = Header(None),
                       x_gitlab_event: str | None = Header(None)):
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise HTTPException(413, "payload too large")
-        ok, scheme = signature_ok(webhook_secret(), body, request.headers)
-        if not ok:
-            log.warning("webhook from %s refused: %s", request.client.host if request.client else "?",
-                        "no signature or token" if scheme == "none" else "bad %s signature" % scheme)
-            raise HTTPException(401, "missing or invalid signature")
+        body = await read_body(request)
+        payload = parse_event(body)
         event = (x_github_event or x_gitlab_event or "").lower()
-        if event == "ping":
-            return {"status": "pong"}
-        try:
-            payload = json.loads(body or b"{}")
-        except ValueError as e:
-            raise HTTPException(400, "the body is not JSON") from e
-        if event not in ("push", "push hook", "tag_push", "tag push hook"):
-            return JSONResponse({"status": "ignored", "detail": "event %r is not a push" % event}, status_code=202)
-        urls = registry.push_urls(payload)
         with _session() as session:
-            repos = registry.read_registry(session)
-            names = registry.matching_bundles(repos, urls)
+            repos = _registry(session)
+            stack_ok, names, allowed, scheme = authorised_bundles(payload, body, request.headers, repos)
+            # Refused when nothing verifies it, or when every repository it names has a secret of its
+            # own that did not sign it.
+            if not (stack_ok or allowed) or (names and not allowed):
+                log.warning("webhook from %s refused: %s", request.client.host if request.client else "?",
+                            "no signature or token" if scheme == "none" else "bad %s signature" % scheme)
+                raise HTTPException(401, "missing or invalid signature")
+            if payload is None:
+                raise HTTPException(400, "the body is not a JSON object")
+            if event == "ping":
+                return {"status": "pong"}
+            if event not in ("push", "push hook", "tag_push", "tag push hook"):
+                return JSONResponse({"status": "ignored", "detail": "event %r is not a push" % event},
+                                    status_code=202)
+            check_push(payload)
             if not names:
+                urls = registry.push_urls(payload)
                 raise HTTPException(404, "no registered DAG repository has the URL %s" % (urls[:1] or ["(none)"])[0])
+            if not remember_delivery(session, body):
+                raise HTTPException(409, "this delivery was taken before: a replay changes nothing")
             ref = registry.pushed_ref(payload)
             results = []
             for name in names:
-                if ref and repos[name].get("ref") not in (ref, None):
+                if name not in allowed:
+                    results.append({"bundle": name, "action": "none",
+                                    "detail": "the repository has a secret of its own; this delivery is not "
+                                              "signed with it"})
+                elif ref and repos[name].get("ref") not in (ref, None):
                     results.append({"bundle": name, "action": "none",
                                     "detail": "push to %s; the bundle serves %s" % (ref, repos[name].get("ref"))})
                 else:
                     results.append(refresh(name, repos[name], session))
-        log.info("webhook push %s@%s: %s", names, payload.get("after", "")[:12], results)
+        log.info("webhook push %s@%s: %s", names, payload["after"][:12], results)
         return JSONResponse({"status": "accepted", "bundles": results}, status_code=202)
 
     @app.get("/repos", dependencies=[_user_dependency("GET")])
     def repos():
         with _session() as session:
+            _registry(session)
             return {"repositories": registry.status(session)}
 
     @app.post("/repos/{name}/sync", dependencies=[_user_dependency("PUT")])
@@ -132,7 +229,7 @@ def create_app() -> FastAPI:
         if not request.headers.get("authorization") and request.headers.get(CSRF_HEADER) != "1":
             raise HTTPException(403, "a browser request needs the %s: 1 header" % CSRF_HEADER)
         with _session() as session:
-            repos = registry.read_registry(session)
+            repos = _registry(session)
             if name not in repos:
                 raise HTTPException(404, "no registered DAG repository named %r" % name)
             return JSONResponse(refresh(name, repos[name], session), status_code=202)

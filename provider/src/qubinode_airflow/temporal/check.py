@@ -4,7 +4,7 @@
 
     python -m qubinode_airflow.temporal.check ADDRESS NAMESPACE
 
-Prints one JSON line {"ok": bool, "message": str}; exit 0 when ok. The airflow_orchestrator
+Prints one JSON line {"ok": bool, "message": str}; exit 0 when ok. The airflow_engine
 module runs it with the Airflow virtualenv before it switches a host to Temporal.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 
 
@@ -46,4 +47,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The SDK's Rust runtime still has threads at this point, and finalizing the interpreter under them
+    # can crash (seen: SIGSEGV, rc 139, on a loaded worker host). The answer is out; nothing is left to
+    # clean up.
+    os._exit(code)

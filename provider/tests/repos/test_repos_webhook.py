@@ -1,0 +1,465 @@
+"""The DAG repository webhook, status API and page, on a real Airflow api-server and dag-processor
+(loopback, SQLite), with a real git repository served as a GitDagBundle."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from conftest import HOME
+
+SECRET = "webhook-secret-7f3a"
+PASSWORDS = {"admin": "admin-pass-1", "viewer": "viewer-pass-1"}
+
+
+def git(*args, cwd=None):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env=dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+                                   GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")).stdout.strip()
+
+
+def dag_file(dag_id):
+    return ("import pendulum\nfrom airflow.sdk import DAG\nfrom airflow.providers.standard.operators.empty import "
+            "EmptyOperator\nwith DAG(%r, schedule=None, start_date=pendulum.datetime(2026, 1, 1)):\n"
+            "    EmptyOperator(task_id='t')\n" % dag_id)
+
+
+class Repo:
+    def __init__(self, root: pathlib.Path, name: str):
+        self.origin = root / ("%s.git" % name)
+        self.work = root / ("%s-work" % name)
+        git("init", "--bare", "-q", "-b", "main", str(self.origin))
+        git("clone", "-q", str(self.origin), str(self.work))
+        git("checkout", "-q", "-b", "main", cwd=self.work)
+
+    def commit(self, files: dict[str, str], branch="main") -> str:
+        if branch != "main":
+            git("checkout", "-q", "-B", branch, cwd=self.work)
+        for name, text in files.items():
+            (self.work / name).write_text(text)
+        git("add", "-A", cwd=self.work)
+        git("commit", "-q", "-m", "change", cwd=self.work)
+        git("push", "-q", "origin", "HEAD:%s" % branch, cwd=self.work)
+        sha = git("rev-parse", "HEAD", cwd=self.work)
+        if branch != "main":
+            git("checkout", "-q", "main", cwd=self.work)
+        return sha
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, base: str):
+        self.base = base
+
+    def call(self, method, path, body=None, headers=None, token=None):
+        data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=dict(headers or {}))
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        if data is not None and "Content-Type" not in req.headers:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except (urllib.error.URLError, ConnectionError) as e:
+            return 0, str(e)
+
+    def token(self, user):
+        status, body = self.call("POST", "/auth/token", {"username": user, "password": PASSWORDS[user]})
+        assert status == 201, body
+        return json.loads(body)["access_token"]
+
+    def github_push(self, payload, secret=SECRET, event="push", signature=None):
+        body = json.dumps(payload).encode()
+        sig = signature or "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return self.call("POST", "/qubinode/webhook", body, {"X-GitHub-Event": event, "X-Hub-Signature-256": sig})
+
+
+def set_registry(entries):
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        Variable.set("qubinode_dag_repos", json.dumps(entries), session=session)
+
+
+def queued_requests():
+    from airflow.models.dagbag import DagPriorityParsingRequest
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return session.scalar(select(func.count()).select_from(DagPriorityParsingRequest))
+
+
+def dag_ids(bundle):
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return set(session.scalars(select(DagModel.dag_id).where(DagModel.bundle_name == bundle,
+                                                                 DagModel.is_stale.is_(False))))
+
+
+def wait_for(check, timeout=90, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repos")
+    tracked = Repo(root, "tracked")
+    first = tracked.commit({"a.py": dag_file("hook_a")})
+    pinned = Repo(root, "pinned")
+    pinned_commit = pinned.commit({"p.py": dag_file("hook_p")})
+    bundles = [
+        {"name": "tracked", "classpath": "airflow.providers.git.bundles.git.GitDagBundle",
+         "kwargs": {"repo_url": str(tracked.origin), "tracking_ref": "main", "refresh_interval": 3600}},
+        {"name": "pinned", "classpath": "airflow.providers.git.bundles.git.GitDagBundle",
+         "kwargs": {"repo_url": str(pinned.origin), "tracking_ref": pinned_commit, "refresh_interval": 3600}},
+    ]
+    set_registry({
+        "tracked": {"url": str(tracked.origin), "ref": "main", "pin": False, "commit": first},
+        "pinned": {"url": str(pinned.origin), "ref": "main", "pin": True, "commit": pinned_commit},
+    })
+    (HOME / "passwords.json").write_text(json.dumps(PASSWORDS))
+    port = free_port()
+    env = dict(os.environ,
+               AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST=json.dumps(bundles),
+               AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH=str(root / "bundles"),
+               AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="3600",
+               AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin,viewer:viewer",
+               AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(HOME / "passwords.json"),
+               AIRFLOW__API_AUTH__JWT_SECRET="test-jwt-secret-for-the-webhook-tests",
+               AIRFLOW__API__BASE_URL="http://127.0.0.1:%d" % port,
+               AIRFLOW_CONN_QUBINODE_WEBHOOK=json.dumps({"conn_type": "generic", "password": SECRET}))
+    logs = root / "logs"
+    logs.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-m", "airflow", *cmd], env=env, cwd=str(HOME),
+                              stdout=open(logs / ("%s.log" % cmd[0]), "w"), stderr=subprocess.STDOUT)
+             for cmd in (["api-server", "--host", "127.0.0.1", "--port", str(port)], ["dag-processor"])]
+    st = Stack("http://127.0.0.1:%d" % port)
+    st.tracked, st.pinned, st.pinned_commit, st.logs = tracked, pinned, pinned_commit, logs
+    st.api_pid = procs[0].pid
+    try:
+        wait_for(lambda: st.call("GET", "/api/v2/monitor/health")[0] == 200, 120, "the api-server")
+        wait_for(lambda: "hook_a" in dag_ids("tracked") and "hook_p" in dag_ids("pinned"), 120,
+                 "the first parse of both bundles")
+        yield st
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def push_event(repo: Repo, commit: str, ref="refs/heads/main"):
+    return {"ref": ref, "after": commit, "repository": {"clone_url": str(repo.origin), "full_name": "local/x"}}
+
+
+def test_unsigned_and_badly_signed_pushes_are_refused(stack):
+    commit = stack.tracked.commit({"refused.py": dag_file("hook_refused")})
+    before = queued_requests()
+    event = push_event(stack.tracked, commit)
+    status = stack.call("POST", "/qubinode/webhook", event, {"X-GitHub-Event": "push"})[0]
+    assert status == 401
+    assert stack.github_push(event, secret="not-the-secret")[0] == 401
+    assert stack.github_push(event, signature="sha256=" + "0" * 64)[0] == 401
+    status = stack.call("POST", "/qubinode/webhook", event, {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "nope"})[0]
+    assert status == 401
+    assert queued_requests() <= before  # nothing queued (the dag-processor may take earlier requests meanwhile)
+    time.sleep(3)
+    assert "hook_refused" not in dag_ids("tracked"), "a refused push refreshed the bundle"
+
+
+def test_unknown_repository_is_404(stack):
+    status, body = stack.github_push({"ref": "refs/heads/main", "after": "0" * 40,
+                                      "repository": {"clone_url": "https://git.example.com/other/dags.git"}})
+    assert status == 404 and "other/dags" in body
+
+
+def test_ping(stack):
+    status, body = stack.github_push({"zen": "hi", "hook_id": 1}, event="ping")
+    assert status == 200 and json.loads(body)["status"] == "pong"
+
+
+def test_github_push_refreshes_the_tracking_bundle(stack):
+    commit = stack.tracked.commit({"b.py": dag_file("hook_b")})
+    status, body = stack.github_push(push_event(stack.tracked, commit))
+    assert status == 202, body
+    assert json.loads(body)["bundles"] == [{"bundle": "tracked", "action": "refresh", "file": "a.py"}]
+    wait_for(lambda: "hook_b" in dag_ids("tracked"), 60, "hook_b to be parsed after the push")
+
+
+def test_gitlab_push_with_token_and_another_url_spelling(stack):
+    commit = stack.tracked.commit({"c.py": dag_file("hook_c")})
+    event = {"object_kind": "push", "ref": "refs/heads/main", "after": commit,
+             "project": {"git_http_url": "file://%s/" % stack.tracked.origin}}
+    status, body = stack.call("POST", "/qubinode/webhook", event,
+                              {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": SECRET})
+    assert status == 202, body
+    wait_for(lambda: "hook_c" in dag_ids("tracked"), 60, "hook_c to be parsed after the GitLab push")
+
+
+def test_push_to_another_branch_and_to_a_pinned_repo_change_nothing(stack):
+    stack.tracked.commit({"d.py": dag_file("hook_d")}, branch="feature")
+    status, body = stack.github_push(push_event(stack.tracked, "f" * 40, ref="refs/heads/feature"))
+    assert status == 202
+    assert json.loads(body)["bundles"][0]["action"] == "none"
+    commit = stack.pinned.commit({"q.py": dag_file("hook_q")})
+    status, body = stack.github_push(push_event(stack.pinned, commit))
+    (result,) = json.loads(body)["bundles"]
+    assert status == 202 and result["action"] == "none" and result["pinned_commit"] == stack.pinned_commit
+    time.sleep(3)
+    assert "hook_d" not in dag_ids("tracked") and "hook_q" not in dag_ids("pinned")
+
+
+def tree_peak_rss_kib(pid):
+    """Sum of the peak resident sizes (VmHWM) of a process and all its descendants."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open("/proc/%d/status" % current) as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+            for task in os.listdir("/proc/%d/task" % current):
+                with open("/proc/%d/task/%s/children" % (current, task)) as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+def test_a_huge_unsigned_body_is_refused_as_it_streams_in(stack):
+    """50 MiB without a signature, sent in chunks with no length announced: 413 once 5 MiB are in, and the
+    api-server never holds the body (its peak memory grows by far less than the body)."""
+    import http.client
+
+    before = tree_peak_rss_kib(stack.api_pid)
+    host, port = stack.base.split("//")[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.putrequest("POST", "/qubinode/webhook")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.putheader("X-GitHub-Event", "push")
+    conn.endheaders()
+    chunk = b"x" * (1024 * 1024)
+    try:
+        for _chunk in range(50):
+            conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        conn.send(b"0\r\n\r\n")
+    except OSError:
+        pass  # the server stopped reading (broken pipe, reset or a full buffer): what is wanted
+    status = conn.getresponse().status
+    conn.close()
+    grown_mib = (tree_peak_rss_kib(stack.api_pid) - before) / 1024
+    assert status == 413
+    assert grown_mib < 25, "the api-server's peak memory grew by %.0f MiB for a refused body" % grown_mib
+    # A declared length over the limit is refused before the body is read.
+    headers = {"X-GitHub-Event": "push", "Content-Length": str(50 * 1024 * 1024)}
+    status, _body = stack.call("POST", "/qubinode/webhook", b"{}", headers)
+    assert status in (0, 413)
+
+
+@pytest.mark.parametrize("body", [b"[]", b"not json", b'"text"', b'{"ref": "refs/heads/main", "after": null}',
+                                  b'{"ref": 5, "after": "%s"}' % (b"a" * 40),
+                                  b'{"ref": "refs/heads/main", "after": "HEAD", "repository": {}}',
+                                  b'{"ref": "refs/heads/main", "after": "%s", "repository": []}' % (b"a" * 40)])
+def test_a_malformed_signed_body_is_400_and_changes_nothing(stack, body):
+    before = queued_requests()
+    sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    status, text = stack.call("POST", "/qubinode/webhook", body, {"X-GitHub-Event": "push", "X-Hub-Signature-256": sig})
+    assert status == 400, text
+    assert queued_requests() <= before  # nothing queued (the dag-processor may take earlier requests meanwhile)
+
+
+def test_a_replayed_delivery_is_refused(stack):
+    commit = stack.tracked.commit({"replay.py": dag_file("hook_replay")})
+    event = push_event(stack.tracked, commit)
+    status, body = stack.github_push(event)
+    assert status == 202, body
+    before = queued_requests()
+    status, body = stack.github_push(event)
+    assert status == 409 and "replay" in body
+    # Nothing queued by the replay; the dag-processor may have taken the first delivery's request meanwhile.
+    assert queued_requests() <= before
+
+
+def test_a_repository_with_its_own_secret_takes_only_deliveries_signed_with_it(stack):
+    admin = stack.token("admin")
+    own = {"connection_id": "qubinode_webhook_pinned", "conn_type": "generic", "password": "pinned-own-7c1e"}
+    status, body = stack.call("POST", "/api/v2/connections", own, token=admin)
+    assert status == 201, body
+    try:
+        commit = stack.pinned.commit({"own.py": dag_file("hook_own")})
+        event = push_event(stack.pinned, commit)
+        assert stack.github_push(event)[0] == 401  # the stack's secret does not move this repository
+        status, body = stack.github_push(event, secret="pinned-own-7c1e")
+        assert status == 202, body
+        assert json.loads(body)["bundles"][0]["bundle"] == "pinned"
+    finally:
+        assert stack.call("DELETE", "/api/v2/connections/qubinode_webhook_pinned", token=admin)[0] == 204
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("url", None, "entry 'tracked': field 'url' is missing"),
+    ("url", "https://me:hunter2@git.example.com/x.git", "entry 'tracked': field 'url' holds credentials"),
+    ("pin", "yes", "entry 'tracked': field 'pin' has the wrong type"),
+])
+def test_a_tampered_registry_is_a_clear_error(stack, field, value, says):
+    from airflow.models.variable import Variable
+
+    saved = json.loads(Variable.get("qubinode_dag_repos"))
+    broken = json.loads(json.dumps(saved))
+    if value is None:
+        del broken["tracked"][field]
+    else:
+        broken["tracked"][field] = value
+    set_registry(broken)
+    try:
+        status, body = stack.github_push(push_event(stack.tracked, "b" * 40))
+        assert status == 500 and says in body and "hunter2" not in body
+        status, body = stack.call("GET", "/qubinode/repos", token=stack.token("viewer"))
+        assert status == 500 and says in body
+    finally:
+        set_registry(saved)
+
+
+def test_status_needs_a_login_and_reports_each_repository(stack):
+    assert stack.call("GET", "/qubinode/repos")[0] == 401
+    assert stack.call("GET", "/qubinode/repos", token="not-a-jwt")[0] in (401, 403)
+    head = stack.tracked.commit({"bad.py": "from airflow.sdk import DAG  # noqa\nimport not_a_module_anywhere\n"})
+    stack.github_push(push_event(stack.tracked, head))
+
+    def tracked_status():
+        status, body = stack.call("GET", "/qubinode/repos", token=stack.token("viewer"))
+        assert status == 200, body
+        repos = {r["name"]: r for r in json.loads(body)["repositories"]}
+        t = repos["tracked"]
+        return repos if t["served_version"] == head and t["import_errors"] else None
+
+    repos = wait_for(tracked_status, 60, "the status to show the broken push")
+    t, p = repos["tracked"], repos["pinned"]
+    assert t["pinned"] is False and t["pinned_commit"] is None and t["last_refresh"]
+    assert {"hook_a", "hook_b", "hook_c"} <= set(t["dag_ids"]) and t["dag_count"] == len(t["dag_ids"])
+    assert t["import_errors"][0]["file"] == "bad.py" and "not_a_module_anywhere" in t["import_errors"][0]["message"]
+    assert p["pinned"] is True and p["pinned_commit"] == stack.pinned_commit == p["served_version"]
+    assert p["dag_ids"] == ["hook_p"] and p["import_errors"] == []
+
+
+def test_sync_needs_edit_rights_and_a_same_origin_request(stack):
+    assert stack.call("POST", "/qubinode/repos/tracked/sync", {}, token=stack.token("viewer"))[0] == 403
+    admin = stack.token("admin")
+    status, body = stack.call("POST", "/qubinode/repos/tracked/sync", {}, token=admin)
+    assert status == 202 and json.loads(body)["action"] == "refresh"
+    assert stack.call("POST", "/qubinode/repos/nope/sync", {}, token=admin)[0] == 404
+    # The UI's session cookie alone is not enough: a cross-site form could send it.
+    status = stack.call("POST", "/qubinode/repos/tracked/sync", {}, {"Cookie": "_token=" + admin})[0]
+    assert status == 403
+    headers = {"Cookie": "_token=" + admin, "X-Qubinode-Request": "1"}
+    status = stack.call("POST", "/qubinode/repos/tracked/sync", {}, headers)[0]
+    assert status == 202
+
+
+def test_page_is_listed_in_the_ui_and_needs_a_login(stack):
+    assert stack.call("GET", "/qubinode/ui")[0] == 401
+    status, body = stack.call("GET", "/qubinode/ui", token=stack.token("viewer"))
+    assert status == 200 and "<h1>DAG repositories</h1>" in body
+    status, body = stack.call("GET", "/api/v2/plugins", token=stack.token("admin"))
+    views = [v for p in json.loads(body)["plugins"] for v in p["external_views"]]
+    assert {"name": "DAG repositories", "href": "/qubinode/ui"}.items() <= views[0].items()
+
+
+def test_secrets_stay_out_of_the_logs(stack):
+    text = "".join(p.read_text(errors="replace") for p in stack.logs.iterdir())
+    assert SECRET not in text and PASSWORDS["admin"] not in text
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium from the OS packages (hack/provider-tests.sh installs it); no network beyond loopback."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def open_page(browser, stack, user):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(stack.base + "/api/v2/version")  # the cookie belongs to this origin
+    browser.delete_all_cookies()
+    browser.add_cookie({"name": "_token", "value": stack.token(user), "path": "/"})
+    browser.get(stack.base + "/qubinode/ui")
+    wait = WebDriverWait(browser, 30)
+    row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "tr[data-repo='tracked']")))
+    return wait, row
+
+
+def test_status_page_in_a_browser_lists_repos_and_syncs(stack, browser):
+    from selenium.webdriver.common.by import By
+
+    status, body = stack.call("GET", "/qubinode/repos", token=stack.token("viewer"))
+    api = {r["name"]: r for r in json.loads(body)["repositories"]}
+    wait, row = open_page(browser, stack, "admin")
+    assert row.find_element(By.CSS_SELECTOR, ".dag-count").text == str(api["tracked"]["dag_count"])
+    assert api["tracked"]["served_version"][:12] in row.text and "follows main" in row.text
+    assert "bad.py" in row.text  # the import error of the last push
+    pinned = browser.find_element(By.CSS_SELECTOR, "tr[data-repo='pinned']")
+    assert stack.pinned_commit[:12] in pinned.text
+
+    commit = stack.tracked.commit({"e.py": dag_file("hook_e")})
+    assert commit
+    row.find_element(By.TAG_NAME, "button").click()
+    wait.until(lambda d: d.find_element(By.ID, "message").text == "tracked: refresh requested")
+    wait_for(lambda: "hook_e" in dag_ids("tracked"), 60, "hook_e after Sync now")
+
+
+def test_status_page_refuses_sync_to_a_viewer(stack, browser):
+    from selenium.webdriver.common.by import By
+
+    wait, row = open_page(browser, stack, "viewer")
+    row.find_element(By.TAG_NAME, "button").click()
+    wait.until(lambda d: d.find_element(By.ID, "message").text == "tracked: sync refused (HTTP 403)")

@@ -1,0 +1,254 @@
+"""The provider package's worker and workflow against a real Temporal server on loopback.
+
+Airflow's task process is the one thing stood in for (the worker's CHILD command): a small script that
+reads the attempt from stdin, as Airflow's run_workload does, and sleeps or exits as told. Everything
+else - the workflow, the activity, heartbeats, retries on worker loss, cancellation - is the real code
+on a real server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+from conftest import ROOT
+from qubinode_airflow.temporal.codec import WORKFLOW_NAME, AttemptResult, Settings, TaskAttempt, workflow_id
+
+# The worker and the executor derive their payload key from Airflow's [api_auth] jwt_secret.
+SECRET = "test-jwt-secret-0b1c2d"
+
+STAND_IN = textwrap.dedent("""
+    import json, os, sys, time
+    started = time.time()
+    with open(sys.argv[1], "a") as f:
+        f.write("%d\\n" % os.getpid())
+    data = sys.stdin.read()
+    if not data.strip():
+        sys.exit(0)  # started ahead and not needed
+    spec = json.loads(data)
+    with open(spec["marker"], "a") as f:
+        f.write("%d %f %f\\n" % (os.getpid(), started, time.time()))
+    time.sleep(spec.get("sleep", 0))
+    sys.exit(spec.get("exit", 0))
+""")
+
+WORKER = textwrap.dedent("""
+    import asyncio, sys
+    sys.path.insert(0, {src!r})
+    from qubinode_airflow.temporal import worker
+    from qubinode_airflow.temporal.codec import Settings
+    from qubinode_airflow.temporal.sealing import data_converter
+    worker.CHILD = [sys.executable, {stand_in!r}, {started!r}]
+    settings = Settings.from_getter(lambda name, default: {{"address": {address!r}, "task_queue": {queue!r}}}.get(name, default))
+    asyncio.run(worker.serve(settings, 2, {prestart!r}, converter=data_converter({secret!r})))
+""")
+
+
+@pytest.fixture
+def queue():
+    return "test-%s" % uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def start_worker(tmp_path, temporal, queue):
+    stand_in = tmp_path / "stand_in.py"
+    stand_in.write_text(STAND_IN)
+    procs = []
+
+    def start(prestart=None):
+        script = WORKER.format(src=str(ROOT / "provider" / "src"), stand_in=str(stand_in), address=temporal,
+                               queue=queue, started=str(tmp_path / "started"), prestart=prestart,
+                               secret=SECRET)
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        time.sleep(2)  # let it start polling
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(40)
+
+
+def run(temporal, queue, spec, heartbeat=3, max_attempts=3, wait=True, cancel_after=None, wf_id=None):
+    import asyncio
+
+    from temporalio.client import Client, WorkflowFailureError
+
+    from qubinode_airflow.temporal.sealing import data_converter
+
+    async def go():
+        client = await Client.connect(temporal, namespace="airflow", data_converter=data_converter(SECRET))
+        attempt = TaskAttempt(workload=json.dumps(spec), summary="test", heartbeat_timeout=heartbeat,
+                              task_timeout=120, max_attempts=max_attempts)
+        handle = await client.start_workflow(WORKFLOW_NAME, attempt, id=wf_id or workflow_id(str(uuid.uuid4())),
+                                             task_queue=queue,
+                                             result_type=AttemptResult)
+        if cancel_after is not None:
+            await asyncio.sleep(cancel_after)
+            await handle.cancel()
+        try:
+            return await asyncio.wait_for(handle.result(), 90)
+        except WorkflowFailureError as e:
+            return e
+
+    return asyncio.run(go())
+
+
+def pids(marker):
+    return [int(line.split()[0]) for line in marker.read_text().splitlines()] if marker.exists() else []
+
+
+def times(marker):
+    """(started, got its attempt) of each task process that ran an attempt."""
+    return [tuple(float(x) for x in line.split()[1:]) for line in marker.read_text().splitlines()]
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_an_attempt_runs_once_and_reports_its_exit_code(temporal, queue, start_worker, tmp_path):
+    start_worker()
+    marker = tmp_path / "ran"
+    ok = run(temporal, queue, {"marker": str(marker)})
+    assert isinstance(ok, AttemptResult) and ok.exit_code == 0 and ok.attempt == 1
+    failed = run(temporal, queue, {"marker": str(marker), "exit": 3})
+    # A task that failed is Airflow's business (its retries): Temporal does not run it again.
+    assert isinstance(failed, AttemptResult) and failed.exit_code == 3 and failed.attempt == 1
+    assert len(pids(marker)) == 2
+
+
+def test_a_lost_worker_hands_the_attempt_to_another(temporal, queue, start_worker, tmp_path):
+    import threading
+
+    first = start_worker()
+    marker = tmp_path / "ran"
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(r=run(temporal, queue, {"marker": str(marker), "sleep": 6})))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not pids(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child = pids(marker)[0]
+    # What systemd does when the worker's main process dies: the whole unit goes, child included.
+    first.send_signal(signal.SIGKILL)
+    os.killpg(child, signal.SIGKILL)
+    start_worker()
+    thread.join(120)
+    result = outcome["r"]
+    assert isinstance(result, AttemptResult) and result.exit_code == 0, result
+    assert result.attempt == 2 and len(pids(marker)) == 2
+
+
+def test_cancelling_the_workflow_stops_the_task_process(temporal, queue, start_worker, tmp_path):
+    start_worker()
+    marker = tmp_path / "ran"
+    result = run(temporal, queue, {"marker": str(marker), "sleep": 60}, cancel_after=3)
+    assert "cancel" in str(result).lower() or "cancel" in str(getattr(result, "cause", "")).lower(), result
+    time.sleep(1)
+    assert pids(marker) and not alive(pids(marker)[0])
+
+
+def test_settings_default_to_the_provider_info():
+    from qubinode_airflow import get_provider_info
+
+    options = get_provider_info()["config"]["qubinode_temporal"]["options"]
+    settings = Settings.from_getter(lambda name, default: options[name]["default"])
+    assert settings == Settings.from_getter(lambda name, default: default)
+
+
+def wait_for(predicate, seconds=20):
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return predicate()
+
+
+@pytest.mark.parametrize("prestart", [2, 0])
+def test_task_processes_are_started_ahead_of_their_attempts(temporal, queue, start_worker, tmp_path, prestart):
+    start_worker(prestart=prestart)
+    started = tmp_path / "started"
+    assert wait_for(lambda: len(pids(started)) == prestart) or prestart == 0
+    time.sleep(1)
+    assert len(pids(started)) == prestart  # no more than asked for
+    marker = tmp_path / "ran"
+    submitted = time.time()
+    result = run(temporal, queue, {"marker": str(marker)})
+    assert isinstance(result, AttemptResult) and result.exit_code == 0
+    (began, got), = times(marker)
+    if prestart:
+        assert began < submitted <= got  # the process was waiting, Airflow imported, when its attempt came
+        assert pids(marker)[0] in pids(started)[:prestart]
+        assert wait_for(lambda: len(pids(started)) == prestart + 1)  # the used one is replaced
+    else:
+        assert began >= submitted
+
+
+def test_stopping_the_worker_stops_the_processes_started_ahead(temporal, queue, start_worker, tmp_path):
+    worker = start_worker(prestart=2)
+    started = tmp_path / "started"
+    assert wait_for(lambda: len(pids(started)) == 2)
+    waiting = pids(started)
+    assert all(alive(pid) for pid in waiting)
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(60)
+    assert wait_for(lambda: not any(alive(pid) for pid in waiting), 15), waiting
+
+
+def test_temporal_stores_only_sealed_attempts(temporal, queue, start_worker, tmp_path):
+    import asyncio
+
+    from temporalio.client import Client
+
+    from qubinode_airflow.temporal.sealing import ENCODING, data_converter
+
+    start_worker(prestart=0)
+    marker = tmp_path / "ran"
+    wf_id = workflow_id(str(uuid.uuid4()))
+    token = "eyJ-secret-token-%s" % uuid.uuid4().hex
+    result = run(temporal, queue, {"marker": str(marker), "token": token}, wf_id=wf_id)
+    assert isinstance(result, AttemptResult) and result.exit_code == 0
+
+    async def history(converter):
+        client = await Client.connect(temporal, namespace="airflow", **({"data_converter": converter} if converter else {}))
+        handle = client.get_workflow_handle(wf_id, result_type=AttemptResult)
+        events = [e async for e in handle.fetch_history_events()]
+        result = None
+        if converter is not None:
+            try:
+                result = await handle.result()
+            except Exception as e:  # noqa: BLE001 - the failure is what is looked at
+                result = e
+        return events, result
+
+    events, unused = asyncio.run(history(None))
+    stored = b"".join(e.SerializeToString() for e in events)
+    assert token.encode() not in stored and str(marker).encode() not in stored
+    started = next(e for e in events if e.HasField("workflow_execution_started_event_attributes"))
+    payload = started.workflow_execution_started_event_attributes.input.payloads[0]
+    assert payload.metadata["encoding"] == ENCODING
+    # The same history opens with the secret, and not with another one.
+    unused, opened = asyncio.run(history(data_converter(SECRET)))
+    assert isinstance(opened, AttemptResult) and opened.exit_code == 0
+    unused, refused = asyncio.run(history(data_converter("another-secret")))
+    assert "jwt_secret" in repr(refused) or "jwt_secret" in repr(getattr(refused, "__cause__", "")), refused
+
+
+def test_an_empty_secret_is_refused_naming_the_setting():
+    from qubinode_airflow.temporal.sealing import SealedPayloads
+
+    with pytest.raises(ValueError, match=r"\[api_auth\] jwt_secret"):
+        SealedPayloads("")

@@ -1,0 +1,142 @@
+"""The airflow role's templates rendered by real Ansible and read back the way
+systemd, the shell and Airflow read them."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+ROLE = ROOT / "roles" / "airflow"
+
+RENDER = """
+- hosts: localhost
+  gather_facts: false
+  vars_files:
+    - {role}/defaults/main.yml
+    - {role}/vars/main.yml
+    - {out}/test-vars.yml
+  tasks:
+    - name: Render
+      ansible.builtin.template:
+        src: "{role}/templates/{{{{ item }}}}.j2"
+        dest: "{out}/{{{{ item }}}}"
+        mode: "0600"
+      loop: [airflow.cfg, airflow.env]
+"""
+
+# Later vars_files win over the role defaults loaded before them.
+TEST_VARS = """
+secrets_values:
+  airflow_db_password: {db_password}
+  airflow_fernet_key: {fernet}
+  airflow_jwt_secret: jwt-secret
+  airflow_api_secret_key: api-secret
+  airflow_webhook_secret: {webhook}
+airflow_db_host: db.example.com
+airflow_config:
+  core:
+    parallelism: 64
+  smtp:
+    smtp_host: mail.example.com
+"""
+
+
+def render(run_playbook, tmp_path, db_password="plain", fernet="k" * 43 + "=", webhook="webhook-secret", extra=""):
+    out = tmp_path / "out"
+    out.mkdir()
+    values = {"db_password": json.dumps(db_password), "fernet": json.dumps(fernet), "webhook": json.dumps(webhook)}
+    (out / "test-vars.yml").write_text(TEST_VARS.format(**values) + extra)
+    result = run_playbook(RENDER.format(role=ROLE, out=out))
+    assert result.rc == 0, result.output
+    return out
+
+
+def shell_env(path, name):
+    script = f'set -a; . "{path}"; printf %s "${name}"'
+    return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["plain", 'quo"te', "dol$lar`tick`", "back\\slash", "sp ace/sl@sh:col%"],
+)
+def test_env_file_round_trips_awkward_passwords(run_playbook, tmp_path, password):
+    out = render(run_playbook, tmp_path, db_password=password)
+    from urllib.parse import unquote, urlsplit
+
+    url = shell_env(out / "airflow.env", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    parts = urlsplit(url)
+    assert parts.scheme == "postgresql+psycopg2"
+    assert parts.hostname == "db.example.com"
+    assert unquote(parts.password) == password
+
+
+def test_cfg_merges_user_settings_and_holds_no_secrets(run_playbook, tmp_path):
+    out = render(run_playbook, tmp_path)
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(out / "airflow.cfg")
+    assert cfg["core"]["parallelism"] == "64"
+    assert cfg["smtp"]["smtp_host"] == "mail.example.com"
+    assert cfg["core"]["auth_manager"].endswith("FabAuthManager")
+    assert cfg["core"]["load_examples"] == "False"
+    text = (out / "airflow.cfg").read_text()
+    for secret in ("jwt-secret", "api-secret", "k" * 43):
+        assert secret not in text
+    for key in ("fernet_key", "sql_alchemy_conn", "secret_key", "jwt_secret"):
+        assert key not in text
+    assert shell_env(out / "airflow.env", "AIRFLOW__API_AUTH__JWT_SECRET") == "jwt-secret"
+
+
+@pytest.mark.parametrize("secret", ["plain", 'quo"te$dol`lar\\slash'])
+def test_webhook_secret_reaches_airflow_as_a_connection(run_playbook, tmp_path, secret):
+    out = render(run_playbook, tmp_path, webhook=secret)
+    conn = json.loads(shell_env(out / "airflow.env", "AIRFLOW_CONN_QUBINODE_WEBHOOK"))
+    assert conn == {"conn_type": "generic", "password": secret}
+    assert secret not in (out / "airflow.cfg").read_text()
+
+
+def test_a_percent_sign_in_airflow_config_reaches_airflow_as_written(run_playbook, tmp_path):
+    extra = """
+airflow_config:
+  logging:
+    log_format: "[%(asctime)s] 100% %(message)s"
+"""
+    out = render(run_playbook, tmp_path, extra=extra)
+    cfg = configparser.ConfigParser()  # interpolates '%', as Airflow's parser does
+    cfg.read(out / "airflow.cfg")
+    assert cfg["logging"]["log_format"] == "[%(asctime)s] 100% %(message)s"
+    assert json.loads(cfg["dag_processor"]["dag_bundle_config_list"])[0]["name"] == "dags-folder"
+
+
+def test_operators_examples_and_lineage_options(run_playbook, tmp_path):
+    extra = """
+airflow_ansible_operators: true
+airflow_example_dags: true
+airflow_openlineage_transport: {type: http, url: "https://lineage.example.com", auth: {type: api_key, apiKey: ol-key-1}}
+"""
+    out = render(run_playbook, tmp_path, extra=extra)
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(out / "airflow.cfg")
+    bundles = json.loads(cfg["dag_processor"]["dag_bundle_config_list"])
+    assert [b["name"] for b in bundles] == ["dags-folder", "qubinode-examples"]
+    assert bundles[1]["kwargs"]["path"].endswith("/src/qubinode_airflow/example_dags")
+    assert cfg["qubinode_ansible"]["collections_path"] == "/opt/qubinode-airflow/collections"
+    assert cfg["openlineage"]["disabled"] == "False" and cfg["openlineage"]["namespace"] == "qubinode"
+    transport = json.loads(shell_env(out / "airflow.env", "AIRFLOW__OPENLINEAGE__TRANSPORT"))
+    assert transport["auth"]["apiKey"] == "ol-key-1"
+    assert "ol-key-1" not in (out / "airflow.cfg").read_text()
+
+
+def test_options_off_by_default(run_playbook, tmp_path):
+    out = render(run_playbook, tmp_path)
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(out / "airflow.cfg")
+    assert [b["name"] for b in json.loads(cfg["dag_processor"]["dag_bundle_config_list"])] == ["dags-folder"]
+    assert not cfg.has_option("qubinode_ansible", "collections_path")
+    assert cfg["openlineage"]["disabled"] == "True"
+    assert "AIRFLOW__OPENLINEAGE__TRANSPORT" not in (out / "airflow.env").read_text()

@@ -1,0 +1,193 @@
+"""The secrets role on the real localhost: generate once, keep, never print, never replace silently."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+
+import pytest
+import yaml
+from cryptography.fernet import Fernet
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the role writes a root-owned file")
+
+NAMES = {
+    "airflow_fernet_key",
+    "airflow_jwt_secret",
+    "airflow_api_secret_key",
+    "airflow_admin_password",
+    "airflow_db_password",
+    "temporal_db_password",
+    "airflow_webhook_secret",
+}
+
+PLAY = """
+- hosts: localhost
+  gather_facts: false
+  roles:
+    - role: qubinode.airflow.secrets
+      secrets_store_path: {path}
+      secrets_record_path: {path}.record/secrets-record.yml
+  tasks:
+    - name: Use a secret the way the roles do
+      ansible.builtin.copy:
+        content: "{{{{ secrets_values.airflow_fernet_key }}}}"
+        dest: {path}.used
+        mode: "0600"
+      no_log: true
+"""
+
+
+@pytest.fixture
+def store(tmp_path):
+    return tmp_path / "store" / "secrets.yml"
+
+
+def load(path):
+    return yaml.safe_load(path.read_text())
+
+
+def test_first_run_generates_every_secret_root_only(run_playbook, store):
+    result = run_playbook(PLAY.format(path=store))
+    assert result.rc == 0, result.output
+    assert result.changed >= 1
+    secrets = load(store)
+    assert set(secrets) == NAMES
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.parent.stat().st_mode) == 0o700
+    assert len(set(secrets.values())) == len(NAMES), "every secret is distinct"
+    Fernet(secrets["airflow_fernet_key"].encode())  # a usable key, not just the right length
+    assert (store.parent / "secrets.yml.used").read_text() == secrets["airflow_fernet_key"]
+
+
+def test_second_run_keeps_secrets_and_changes_nothing(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    before = store.read_bytes()
+    again = run_playbook(PLAY.format(path=store))
+    assert again.rc == 0, again.output
+    assert again.changed == 0
+    assert store.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["airflow_admin_password", "airflow_webhook_secret", "airflow_db_password"])
+def test_supplied_value_wins_and_is_kept(run_playbook, store, name):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    generated = load(store)
+    result = run_playbook(PLAY.format(path=store), "-e", f"{name}=from-the-vault-42")
+    assert result.rc == 0, result.output
+    after = load(store)
+    assert after[name] == "from-the-vault-42"
+    assert {k: v for k, v in after.items() if k != name} == {k: v for k, v in generated.items() if k != name}
+    assert record(store)["fingerprints"][name] != fingerprints(generated)[name]
+
+
+def test_supplied_fernet_key_on_a_new_stack_is_kept(run_playbook, store):
+    key = Fernet.generate_key().decode()
+    result = run_playbook(PLAY.format(path=store), "-e", f"airflow_fernet_key={key}")
+    assert result.rc == 0, result.output
+    assert load(store)["airflow_fernet_key"] == key
+    assert run_playbook(PLAY.format(path=store), "-e", f"airflow_fernet_key={key}").changed == 0
+
+
+def record(store):
+    return load(store.parent / "secrets.yml.record" / "secrets-record.yml")
+
+
+def fingerprints(secrets):
+    return {name: hashlib.sha256(f"qubinode.airflow secret\0{name}\0{value}".encode()).hexdigest()[:16]
+            for name, value in secrets.items()}
+
+
+def test_every_host_records_fingerprints_never_values(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    path = store.parent / "secrets.yml.record" / "secrets-record.yml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert record(store) == {"store_host": "localhost", "fingerprints": fingerprints(load(store))}
+    for value in load(store).values():
+        assert value not in path.read_text()
+
+
+def test_a_lost_store_stops_the_run_before_anything_changes(run_playbook, store):
+    """The store host rebuilt, or the file removed: a new Fernet key would make every stored connection
+    unreadable. The run stops, names the fingerprint the host runs with and the fix, and changes nothing."""
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    running = fingerprints(load(store))
+    store.unlink()
+    before = (store.parent / "secrets.yml.record" / "secrets-record.yml").read_bytes()
+    result = run_playbook(PLAY.format(path=store))
+    assert result.rc != 0
+    for name in ("airflow_fernet_key", "airflow_jwt_secret", "airflow_webhook_secret"):
+        assert f"{name}: localhost runs with the one of fingerprint {running[name]}" in result.output
+    assert f"Restore {store} on localhost from a backup" in result.output
+    assert "Nothing was changed" in result.output
+    assert not store.exists()
+    assert (store.parent / "secrets.yml.record" / "secrets-record.yml").read_bytes() == before
+
+
+def test_a_moved_store_names_the_host_that_kept_it(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    path = store.parent / "secrets.yml.record" / "secrets-record.yml"
+    path.write_text(path.read_text().replace("store_host: localhost", "store_host: core-old"))
+    store.unlink()
+    result = run_playbook(PLAY.format(path=store))
+    assert result.rc != 0
+    assert "the hosts' records name core-old as the store host" in result.output
+    assert "set secrets_store_host: core-old" in result.output
+
+
+@pytest.mark.parametrize("name", ["airflow_fernet_key", "airflow_jwt_secret"])
+def test_a_different_key_from_the_vault_is_refused(run_playbook, store, name):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    before = store.read_bytes()
+    other = Fernet.generate_key().decode() if name == "airflow_fernet_key" else "x" * 64
+    result = run_playbook(PLAY.format(path=store), "-e", f"{name}={other}")
+    assert result.rc != 0
+    assert f"{name}: the supplied value (fingerprint {fingerprints({name: other})[name]})" in result.output
+    assert other not in result.output
+    assert store.read_bytes() == before
+
+
+@pytest.mark.parametrize("path", ["/etc/secrets.yml", "/tmp/secrets.yml", "/var/lib/secrets.yml", "relative.yml",
+                                  "/etc/qubinode-airflow/../secrets.yml"])
+def test_a_shared_directory_is_never_made_root_only(run_playbook, path):
+    result = run_playbook(PLAY.replace("{path}.record/secrets-record.yml", "/nonexistent-qa/record.yml")
+                          .format(path=path))
+    assert result.rc != 0
+    assert "absolute paths in a directory of their own" in result.output
+    assert stat.S_IMODE(os.stat("/etc").st_mode) == 0o755
+
+
+def test_bad_fernet_key_fails_naming_the_variable_and_keeps_the_file(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    before = store.read_bytes()
+    result = run_playbook(PLAY.format(path=store), "-e", "airflow_fernet_key=not-a-key")
+    assert result.rc != 0
+    assert "airflow_fernet_key must be 44 characters" in result.output
+    assert "not-a-key" not in result.output
+    assert store.read_bytes() == before
+
+
+def test_check_mode_writes_nothing(run_playbook, store):
+    result = run_playbook(PLAY.format(path=store), "--check")
+    assert result.rc == 0, result.output
+    assert result.changed >= 1, "check mode tells that the file would be written"
+    assert not store.exists()
+
+
+def test_no_secret_in_output_even_at_vvv(run_playbook, store):
+    result = run_playbook(PLAY.format(path=store), verbose=True)
+    assert result.rc == 0, result.output
+    second = run_playbook(PLAY.format(path=store), "--diff", verbose=True)
+    assert second.rc == 0, second.output
+    for name, value in load(store).items():
+        assert value not in result.output, f"{name} printed on first run"
+        assert value not in second.output, f"{name} printed on second run"
+
+
+@pytest.mark.parametrize("record", ["relative/record.yml", "/etc/qubinode-airflow/../record.yml", "/etc/record.yml"])
+def test_the_record_path_is_checked_like_the_store_path(run_playbook, store, record):
+    result = run_playbook(PLAY.replace("{path}.record/secrets-record.yml", record).format(path=store))
+    assert result.rc != 0
+    assert "absolute paths in a directory of their own" in result.output
+    assert not store.exists()
