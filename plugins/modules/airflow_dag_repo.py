@@ -91,10 +91,19 @@ options:
     description: SSH private key (the key itself, not a path). Kept in the connection C(qubinode_git_<name>).
     type: str
   update_secrets:
-    description: When to write O(token) / O(ssh_private_key) into the connection (see M(qubinode.airflow.airflow_connection)).
+    description:
+      - When to write O(username), O(token) or O(ssh_private_key) into the connection C(qubinode_git_<name>).
+        Airflow never shows a stored secret back, so the module cannot compare it with the one given.
+      - V(on_change) writes it when it differs from the one this module last wrote on this host, known by a
+        salted fingerprint (never the value) in C(<work_dir>/<name>/credentials.fingerprint), root 0600. A
+        token or key rotated in the manifest, the vault or an AWX credential so reaches Airflow on the next
+        run, and a run with the same credential changes nothing. A host without the fingerprint (the first
+        run after an upgrade, or another first core host) writes the connection once.
+      - V(on_create) writes it only when the connection is new; V(always) on every run (always changed).
     type: str
-    default: on_create
-    choices: [always, on_create]
+    default: on_change
+    choices: [always, on_change, on_create]
+    version_added: 1.0.0
   validate:
     description: Parse the DAGs before going live. Turn off only to register a repository you trust as it is.
     type: bool
@@ -223,13 +232,15 @@ bundle:
   type: dict
 """
 
+import binascii
+import hashlib
 import os
 import shutil
 import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.qubinode.airflow.plugins.module_utils._api import (
     AirflowAPI,
@@ -264,6 +275,15 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input impor
 )
 
 KEYS = ("url", "ref", "subdir", "pin", "refresh_interval", "git_conn_id", "commit")
+FINGERPRINT_FILE = "credentials.fingerprint"
+
+
+def credential_fingerprint(salt, username, token, ssh_private_key):
+    """A salted digest of the credential: tells a rotated one apart, and gives nothing to guess from."""
+    digest = hashlib.sha256()
+    for part in ("qubinode.airflow git credential", salt, username or "", token or "", ssh_private_key or ""):
+        digest.update(to_bytes(part) + b"\0")
+    return digest.hexdigest()
 
 
 class DagRepo:
@@ -275,14 +295,48 @@ class DagRepo:
         self.subdir = None
         self.result = dict(changed=False, restarted=[])
 
+    def fingerprint_path(self):
+        return os.path.join(self.p["work_dir"], self.name, FINGERPRINT_FILE)
+
+    def credential_is_new(self):
+        """Whether the credential given differs from the one this module last wrote here."""
+        p = self.p
+        try:
+            # The work directory is root's alone (ensure_root_dir): nothing in it is planted.
+            with open(self.fingerprint_path()) as f:
+                salt, digest = f.read().strip().split(":", 1)
+        except (IOError, OSError, ValueError):
+            return True
+        return credential_fingerprint(salt, p["username"], p["token"], p["ssh_private_key"]) != digest
+
+    def record_credential(self, present):
+        p = self.p
+        path = self.fingerprint_path()
+        if not present:
+            if os.path.lexists(path):
+                os.unlink(path)
+            return
+        salt = binascii.hexlify(os.urandom(16)).decode("ascii")
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".fingerprint-", dir=os.path.dirname(path))
+        with os.fdopen(fd, "w") as f:
+            f.write("%s:%s\n" % (salt, credential_fingerprint(salt, p["username"], p["token"], p["ssh_private_key"])))
+        os.rename(tmp, path)
+
     def credentials_connection(self, state):
         p = self.p
+        update = p["update_secrets"]
+        if update == "on_change":
+            update = "always" if state == "present" and self.credential_is_new() else "on_create"
         item = dict(connection_id=conn_id_for(self.name), conn_type="git", host=p["url"], state=state,
                     login=p["username"] if p["token"] else None, password=p["token"],
                     secret_extra={"private_key": p["ssh_private_key"]} if p["ssh_private_key"] else None)
-        params = dict(connections=[item], state=state, exclusive=False, update_secrets=p["update_secrets"])
-        return Reconciler(ConnectionKind(), self.api, self.module.check_mode).run(
+        params = dict(connections=[item], state=state, exclusive=False, update_secrets=update)
+        changed = Reconciler(ConnectionKind(), self.api, self.module.check_mode).run(
             params, "connections", [], False)["changed"]
+        if not self.module.check_mode and p["state"] == "present":
+            self.record_credential(state == "present")
+        return changed
 
     def validate(self, git, commit, registry):
         p = self.p
@@ -456,7 +510,7 @@ def main():
         username=dict(type="str", default="x-access-token"),
         token=dict(type="str", no_log=True),
         ssh_private_key=dict(type="str", no_log=True),
-        update_secrets=dict(type="str", default="on_create", choices=["always", "on_create"]),
+        update_secrets=dict(type="str", default="on_change", choices=["always", "on_change", "on_create"]),
         validate=dict(type="bool", default=True),
         secret_scan=dict(type="bool", default=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
