@@ -191,3 +191,83 @@ def test_the_record_path_is_checked_like_the_store_path(run_playbook, store, rec
     assert result.rc != 0
     assert "absolute paths in a directory of their own" in result.output
     assert not store.exists()
+
+
+# Two plays in one run, as site.yml has: the rotation happens once and both plays apply the same value.
+ROTATE_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  roles:
+    - role: qubinode.airflow.secrets
+      secrets_store_path: {path}
+      secrets_record_path: {path}.record/secrets-record.yml
+      secrets_rotate: {rotate}
+  tasks:
+    - name: What the first play applies
+      ansible.builtin.copy:
+        content: "{{{{ secrets_values | to_json }}}}"
+        dest: {path}.first
+        mode: "0600"
+      no_log: true
+
+- hosts: localhost
+  gather_facts: false
+  roles:
+    - role: qubinode.airflow.secrets
+      secrets_store_path: {path}
+      secrets_record_path: {path}.record/secrets-record.yml
+      secrets_rotate: {rotate}
+  tasks:
+    - name: What the second play applies
+      ansible.builtin.copy:
+        content: "{{{{ secrets_values | to_json }}}}"
+        dest: {path}.second
+        mode: "0600"
+      no_log: true
+"""
+
+
+def test_rotation_replaces_the_named_secrets_once_per_run(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    before = load(store)
+    rotate = ["airflow_admin_password", "airflow_db_password"]
+    result = run_playbook(ROTATE_PLAY.format(path=store, rotate=rotate))
+    assert result.rc == 0, result.output
+    after = load(store)
+    for name in NAMES:
+        assert (after[name] != before[name]) == (name in rotate), name
+    first = yaml.safe_load((store.parent / "secrets.yml.first").read_text())
+    second = yaml.safe_load((store.parent / "secrets.yml.second").read_text())
+    assert first == second == after
+    record = load(store.parent / "secrets.yml.record" / "secrets-record.yml")
+    assert not any(after[name] in str(record) for name in NAMES)
+    assert run_playbook(PLAY.format(path=store)).changed == 0
+
+
+def test_rotation_in_check_mode_writes_nothing(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    before = store.read_bytes()
+    result = run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_webhook_secret"]), "--check")
+    assert result.rc == 0, result.output
+    assert result.changed >= 1
+    assert store.read_bytes() == before
+
+
+def test_a_supplied_secret_is_rotated_where_it_is_supplied(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    before = store.read_bytes()
+    result = run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_admin_password"]),
+                          "-e", "airflow_admin_password=from-the-vault-42")
+    assert result.rc != 0
+    assert "airflow_admin_password: supplied as a variable" in result.output
+    assert store.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["airflow_fernet_key", "airflow_jwt_secret", "no_such_secret"])
+def test_only_the_rotatable_secrets_are_accepted(run_playbook, store, name):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    before = store.read_bytes()
+    result = run_playbook(ROTATE_PLAY.format(path=store, rotate=[name]))
+    assert result.rc != 0
+    assert "secrets_rotate" in result.output and name in result.output
+    assert store.read_bytes() == before
