@@ -194,7 +194,7 @@ def test_the_record_path_is_checked_like_the_store_path(run_playbook, store, rec
 
 
 # Two plays in one run, as site.yml has: the rotation happens once and both plays apply the same value.
-ROTATE_PLAY = """
+ROTATE_ONE_PLAY = """
 - hosts: localhost
   gather_facts: false
   roles:
@@ -203,28 +203,14 @@ ROTATE_PLAY = """
       secrets_record_path: {path}.record/secrets-record.yml
       secrets_rotate: {rotate}
   tasks:
-    - name: What the first play applies
+    - name: What the {label} play applies
       ansible.builtin.copy:
         content: "{{{{ secrets_values | to_json }}}}"
-        dest: {path}.first
-        mode: "0600"
-      no_log: true
-
-- hosts: localhost
-  gather_facts: false
-  roles:
-    - role: qubinode.airflow.secrets
-      secrets_store_path: {path}
-      secrets_record_path: {path}.record/secrets-record.yml
-      secrets_rotate: {rotate}
-  tasks:
-    - name: What the second play applies
-      ansible.builtin.copy:
-        content: "{{{{ secrets_values | to_json }}}}"
-        dest: {path}.second
+        dest: {path}.{label}
         mode: "0600"
       no_log: true
 """
+ROTATE_PLAY = ROTATE_ONE_PLAY.replace("{label}", "first") + ROTATE_ONE_PLAY.replace("{label}", "second")
 
 
 def test_rotation_replaces_the_named_secrets_once_per_run(run_playbook, store):
