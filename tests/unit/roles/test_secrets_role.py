@@ -22,14 +22,15 @@ NAMES = {
     "airflow_webhook_secret",
 }
 
-PLAY = """
+ROLE_PLAY = """
 - hosts: localhost
   gather_facts: false
   roles:
     - role: qubinode.airflow.secrets
       secrets_store_path: {path}
       secrets_record_path: {path}.record/secrets-record.yml
-  tasks:
+"""
+PLAY = ROLE_PLAY + """  tasks:
     - name: Use a secret the way the roles do
       ansible.builtin.copy:
         content: "{{{{ secrets_values.airflow_fernet_key }}}}"
@@ -194,14 +195,7 @@ def test_the_record_path_is_checked_like_the_store_path(run_playbook, store, rec
 
 
 # Two plays in one run, as site.yml has: the rotation happens once and both plays apply the same value.
-ROTATE_ONE_PLAY = """
-- hosts: localhost
-  gather_facts: false
-  roles:
-    - role: qubinode.airflow.secrets
-      secrets_store_path: {path}
-      secrets_record_path: {path}.record/secrets-record.yml
-      secrets_rotate: {rotate}
+ROTATE_ONE_PLAY = ROLE_PLAY + """      secrets_rotate: {rotate}
   tasks:
     - name: What the {label} play applies
       ansible.builtin.copy:
