@@ -34,7 +34,9 @@ def role_dag(dag_id, store, check=False, extra=""):
             AnsibleRoleOperator(
                 task_id="secrets", role="qubinode.airflow.secrets", hosts="all", gather_facts=False,
                 inventory={LOCAL!r}, collections_path={str(COLLECTIONS)!r}, check={check!r},
-                role_vars={{"secrets_store_path": "{{{{ params.store }}}}", "secrets_store_host": "localhost"}},
+                # The record of fingerprints next to the store: never in the machine's /etc.
+                role_vars={{"secrets_store_path": "{{{{ params.store }}}}", "secrets_store_host": "localhost",
+                           "secrets_record_path": "{{{{ params.store }}}}.record/secrets-record.yml"}},
                 {extra})
     """
 
@@ -54,6 +56,7 @@ def test_collection_role_check_apply_rerun(run_dag, tmp_path, capfd):
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
     stored = yaml.safe_load(store.read_text())
     assert len(stored["airflow_fernet_key"]) == 44
+    assert (store.parent / "secrets.yml.record" / "secrets-record.yml").exists()
 
     run, tis = run_dag("role_rerun", role_dag("role_rerun", store))
     assert run.state == "success"
