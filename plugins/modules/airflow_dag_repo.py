@@ -335,7 +335,11 @@ class DagRepo:
         changed = Reconciler(ConnectionKind(), self.api, self.module.check_mode).run(
             params, "connections", [], False)["changed"]
         if not self.module.check_mode and p["state"] == "present":
-            self.record_credential(state == "present")
+            if state != "present":
+                self.record_credential(False)
+            elif update == "always":
+                # Only then does the connection hold exactly this credential (on_create may keep an older one).
+                self.record_credential(True)
         return changed
 
     def validate(self, git, commit, registry):

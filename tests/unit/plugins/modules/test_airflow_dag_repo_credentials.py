@@ -99,3 +99,11 @@ def test_on_create_keeps_the_stored_token(fake, tmp_path):
     repo(fake, tmp_path, token="tok-one", update_secrets="on_create").credentials_connection("present")
     assert repo(fake, tmp_path, token="tok-two", update_secrets="on_create").credentials_connection("present") is False
     assert stored(fake)["password"] == "tok-one"
+
+
+def test_a_token_on_create_left_out_is_written_when_the_mode_is_on_change(fake, tmp_path):
+    repo(fake, tmp_path, token="tok-one").credentials_connection("present")
+    assert repo(fake, tmp_path, token="tok-two", update_secrets="on_create").credentials_connection("present") is False
+    assert stored(fake)["password"] == "tok-one"
+    assert repo(fake, tmp_path, token="tok-two").credentials_connection("present") is True
+    assert stored(fake)["password"] == "tok-two"
