@@ -20,7 +20,8 @@ description:
     (a rebuilt store host, a reordered inventory), and is refused for every secret.
   - A supplied or stored value that differs from the one a host runs with is refused for the Fernet key (stored
     connections and variables would no longer decrypt) and the JWT secret (running Temporal attempts would no
-    longer open); other secrets (passwords, the webhook secret) change with the converge.
+    longer open), unless the one a host runs with is among the values a declared rotation keeps for a while
+    (O(overlap)); other secrets (passwords, the webhook secret) change with the converge.
   - Returns an empty list when nothing is in the way, else one message per secret that names the hosts, the
     fingerprints, the store and the fix. Never a value.
 author: qubinode.airflow contributors (@qubinode)
@@ -46,6 +47,11 @@ options:
     description: The path of the secrets store.
     type: str
     required: true
+  overlap:
+    description: Name to the fingerprints of the values a declared rotation keeps beside the new one (the previous
+      Fernet keys while their data is re-encrypted); a host or database that runs with one of them is not refused.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -74,10 +80,19 @@ KEEP = {
     "airflow_jwt_secret": "running Temporal attempts could no longer be opened and issued API tokens would fail",
 }
 
+# How each of them is rotated instead.
+ROTATE = {
+    "airflow_fernet_key": (", or rotate it: supply the new key followed by the one the stack runs with (\"new,old\"), "
+                           "or run playbooks/rotate.yml with rotate: [airflow_fernet_key]"),
+}
 
-def secrets_guard(records, fingerprints, origins, store_host, store_path):
+
+def secrets_guard(records, fingerprints, origins, store_host, store_path, overlap=None):
     if not isinstance(records, dict) or not isinstance(fingerprints, dict) or not isinstance(origins, dict):
         raise AnsibleFilterError("secrets_guard expects dicts of records, fingerprints and origins")
+    overlap = overlap or {}
+    if not isinstance(overlap, dict):
+        raise AnsibleFilterError("secrets_guard expects overlap as a dict of names to lists of fingerprints")
     lost, changed, moved_from = {}, {}, set()
     for host in sorted(records):
         record = records[host]
@@ -88,7 +103,7 @@ def secrets_guard(records, fingerprints, origins, store_host, store_path):
                                      "the host runs no part of the stack any more" % host)
         for name, running in sorted(record["fingerprints"].items()):
             new = fingerprints.get(name)
-            if new is None or new == running:
+            if new is None or new == running or running in (overlap.get(name) or []):
                 continue
             origin = origins.get(name, "generated")
             if origin == "generated":
@@ -112,10 +127,10 @@ def secrets_guard(records, fingerprints, origins, store_host, store_path):
     for name, entries in sorted(changed.items()):
         problems.append(
             "%s: the %s value (fingerprint %s) is not the one %s runs with (fingerprint %s); replacing it %s. "
-            "Supply the value the stack runs with. Nothing was changed." % (
+            "Supply the value the stack runs with%s. Nothing was changed." % (
                 name, " and ".join(sorted({entry[3] for entry in entries})),
                 ", ".join(sorted({entry[2] for entry in entries})), ", ".join(entry[0] for entry in entries),
-                ", ".join(sorted({entry[1] for entry in entries})), KEEP[name]))
+                ", ".join(sorted({entry[1] for entry in entries})), KEEP[name], ROTATE.get(name, "")))
     return problems
 
 

@@ -34,6 +34,7 @@ TEST_VARS = """
 secrets_values:
   airflow_db_password: {db_password}
   airflow_fernet_key: {fernet}
+  airflow_fernet_key_previous: {previous}
   airflow_jwt_secret: jwt-secret
   airflow_api_secret_key: api-secret
   airflow_webhook_secret: {webhook}
@@ -46,10 +47,12 @@ airflow_config:
 """
 
 
-def render(run_playbook, tmp_path, db_password="plain", fernet="k" * 43 + "=", webhook="webhook-secret", extra=""):
+def render(run_playbook, tmp_path, db_password="plain", fernet="k" * 43 + "=", webhook="webhook-secret", extra="",
+           previous=""):
     out = tmp_path / "out"
     out.mkdir()
-    values = {"db_password": json.dumps(db_password), "fernet": json.dumps(fernet), "webhook": json.dumps(webhook)}
+    values = {"db_password": json.dumps(db_password), "fernet": json.dumps(fernet), "webhook": json.dumps(webhook),
+              "previous": json.dumps(previous)}
     (out / "test-vars.yml").write_text(TEST_VARS.format(**values) + extra)
     result = run_playbook(RENDER.format(role=ROLE, out=out))
     assert result.rc == 0, result.output
@@ -140,3 +143,10 @@ def test_options_off_by_default(run_playbook, tmp_path):
     assert not cfg.has_option("qubinode_ansible", "collections_path")
     assert cfg["openlineage"]["disabled"] == "True"
     assert "AIRFLOW__OPENLINEAGE__TRANSPORT" not in (out / "airflow.env").read_text()
+
+
+@pytest.mark.parametrize("previous", ["", "o" * 43 + "=", "o" * 43 + "=," + "p" * 43 + "="])
+def test_during_a_fernet_rotation_the_new_key_comes_first(run_playbook, tmp_path, previous):
+    new = "n" * 43 + "="
+    out = render(run_playbook, tmp_path, fernet=new, previous=previous)
+    assert shell_env(out / "airflow.env", "AIRFLOW__CORE__FERNET_KEY") == ",".join(filter(None, [new, previous]))

@@ -65,7 +65,7 @@ def test_first_run_generates_every_secret_root_only(run_playbook, store):
 def test_second_run_keeps_secrets_and_changes_nothing(run_playbook, store):
     assert run_playbook(PLAY.format(path=store)).rc == 0
     before = store.read_bytes()
-    again = run_playbook(PLAY.format(path=store))
+    again = run_playbook(ROLE_PLAY.format(path=store))
     assert again.rc == 0, again.output
     assert again.changed == 0
     assert store.read_bytes() == before
@@ -218,7 +218,9 @@ def test_rotation_replaces_the_named_secrets_once_per_run(run_playbook, store):
         assert (after[name] != before[name]) == (name in rotate), name
     first = yaml.safe_load((store.parent / "secrets.yml.first").read_text())
     second = yaml.safe_load((store.parent / "secrets.yml.second").read_text())
-    assert first == second == after
+    assert first == second == {**after, "airflow_fernet_key_previous": ""}
+    assert load(store.parent / "secrets.yml.previous") == before, "the store as it was stays until the rotation ends"
+    assert stat.S_IMODE((store.parent / "secrets.yml.previous").stat().st_mode) == 0o600
     record = load(store.parent / "secrets.yml.record" / "secrets-record.yml")
     assert not any(after[name] in str(record) for name in NAMES)
     assert run_playbook(PLAY.format(path=store)).changed == 0
@@ -243,7 +245,7 @@ def test_a_supplied_secret_is_rotated_where_it_is_supplied(run_playbook, store):
     assert store.read_bytes() == before
 
 
-@pytest.mark.parametrize("name", ["airflow_fernet_key", "airflow_jwt_secret", "no_such_secret"])
+@pytest.mark.parametrize("name", ["airflow_jwt_secret", "no_such_secret"])
 def test_only_the_rotatable_secrets_are_accepted(run_playbook, store, name):
     assert run_playbook(PLAY.format(path=store)).rc == 0
     before = store.read_bytes()
@@ -251,3 +253,103 @@ def test_only_the_rotatable_secrets_are_accepted(run_playbook, store, name):
     assert result.rc != 0
     assert "secrets_rotate" in result.output and name in result.output
     assert store.read_bytes() == before
+
+
+# The airflow role runs the commit entry point once the database's data uses the new key.
+COMMIT_PLAY = ROLE_PLAY + """  tasks:
+    - name: The data is re-encrypted, the rotation ends
+      ansible.builtin.include_role:
+        name: qubinode.airflow.secrets
+        tasks_from: commit.yml
+      vars:
+        secrets_store_path: {path}
+    - name: What the services run with afterwards
+      ansible.builtin.copy:
+        content: "{{{{ secrets_values | to_json }}}}"
+        dest: {path}.after
+        mode: "0600"
+      no_log: true
+"""
+
+
+def test_a_fernet_rotation_keeps_the_old_key_until_the_data_is_re_encrypted(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    old = load(store)["airflow_fernet_key"]
+    result = run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_fernet_key"]))
+    assert result.rc == 0, result.output
+    during = load(store)
+    new = during["airflow_fernet_key"]
+    assert new != old and Fernet(new.encode())
+    assert during["airflow_fernet_key_previous"] == old
+    applied = yaml.safe_load((store.parent / "secrets.yml.second").read_text())
+    assert (applied["airflow_fernet_key"], applied["airflow_fernet_key_previous"]) == (new, old)
+    record = load(store.parent / "secrets.yml.record" / "secrets-record.yml")
+    assert record["fingerprints"]["airflow_fernet_key"] == fingerprints({"airflow_fernet_key": new})["airflow_fernet_key"]
+    assert old not in result.output and new not in result.output
+    # Interrupted before the data was re-encrypted: the next run goes on with both keys.
+    again = run_playbook(ROLE_PLAY.format(path=store))
+    assert again.rc == 0, again.output
+    assert again.changed == 0
+    assert load(store) == during
+    ended = run_playbook(COMMIT_PLAY.format(path=store))
+    assert ended.rc == 0, ended.output
+    after = load(store)
+    assert "airflow_fernet_key_previous" not in after and after["airflow_fernet_key"] == new
+    assert yaml.safe_load((store.parent / "secrets.yml.after").read_text())["airflow_fernet_key_previous"] == ""
+    assert run_playbook(ROLE_PLAY.format(path=store)).changed == 0
+
+
+def test_a_supplied_fernet_key_rotates_as_new_comma_old(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    old = load(store)["airflow_fernet_key"]
+    new = Fernet.generate_key().decode()
+    result = run_playbook(COMMIT_PLAY.format(path=store), "-e", f"airflow_fernet_key={new},{old}")
+    assert result.rc == 0, result.output
+    applied = yaml.safe_load((store.parent / "secrets.yml.after").read_text())
+    assert (applied["airflow_fernet_key"], applied["airflow_fernet_key_previous"]) == (new, old), \
+        "keys the vault lists stay for as long as it lists them"
+    assert old not in result.output and new not in result.output
+    # The vault drops the old key once the converge has re-encrypted the data.
+    alone = run_playbook(PLAY.format(path=store), "-e", f"airflow_fernet_key={new}")
+    assert alone.rc == 0, alone.output
+    assert load(store)["airflow_fernet_key"] == new and "airflow_fernet_key_previous" not in load(store)
+
+
+def test_a_new_key_list_without_the_running_key_is_refused(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    before = store.read_bytes()
+    new, other = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    result = run_playbook(PLAY.format(path=store), "-e", f"airflow_fernet_key={new},{other}")
+    assert result.rc != 0
+    assert "airflow_fernet_key: the supplied value" in result.output
+    assert 'supply the new key followed by the one the stack runs with (\\"new,old\\")' in result.output \
+        or "followed by the one the stack runs with" in result.output
+    assert new not in result.output and other not in result.output
+    assert store.read_bytes() == before
+
+
+def test_every_key_of_a_fernet_list_is_checked(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    before = store.read_bytes()
+    result = run_playbook(PLAY.format(path=store), "-e", f"airflow_fernet_key={Fernet.generate_key().decode()},not-a-key")
+    assert result.rc != 0
+    assert "airflow_fernet_key must be 44 characters" in result.output and "not-a-key" not in result.output
+    assert store.read_bytes() == before
+
+
+def test_the_end_of_a_rotation_removes_the_copy_of_the_store(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    assert run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_webhook_secret"])).rc == 0
+    assert (store.parent / "secrets.yml.previous").exists()
+    result = run_playbook(f"""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: qubinode.airflow.secrets
+        tasks_from: finish.yml
+      vars:
+        secrets_store_path: {store}
+""")
+    assert result.rc == 0, result.output
+    assert not (store.parent / "secrets.yml.previous").exists()

@@ -64,3 +64,27 @@ def test_a_password_from_the_vault_may_change():
 def test_a_broken_record_is_an_error_not_a_pass():
     with pytest.raises(AnsibleFilterError, match="record of core1"):
         guard({"core1": "garbage"}, RUNNING)
+
+
+def test_a_declared_fernet_rotation_passes_while_hosts_and_database_run_with_the_old_key():
+    new = {**RUNNING, "airflow_fernet_key": "n" * 43 + "="}
+    old_fp = secret_fingerprints(RUNNING)["airflow_fernet_key"]
+    database = {"fingerprints": {"airflow_fernet_key": old_fp}}
+    records = {"core1": record(), "the metadata database (airflow on db1)": database}
+    assert secrets_guard(records, fingerprints=secret_fingerprints(new), origins={**ORIGINS, "airflow_fernet_key": "rotated"},
+                         store_host="core1", store_path="/s", overlap={"airflow_fernet_key": [old_fp]}) == []
+    # Without the old key beside the new one the same change is refused, and the message says how to rotate.
+    problems = secrets_guard(records, fingerprints=secret_fingerprints(new), origins=ORIGINS, store_host="core1",
+                             store_path="/s", overlap={"airflow_fernet_key": []})
+    assert len(problems) == 1
+    assert "the metadata database (airflow on db1)" in problems[0]
+    assert '"new,old"' in problems[0] and "rotate: [airflow_fernet_key]" in problems[0]
+
+
+def test_the_database_record_alone_stops_a_run_that_lost_store_and_host_records():
+    regenerated = {name: value + "x" for name, value in RUNNING.items()}
+    database = {"fingerprints": {"airflow_fernet_key": secret_fingerprints(RUNNING)["airflow_fernet_key"]}}
+    problems = guard({"core1": None, "the metadata database (airflow on db1)": database}, regenerated,
+                     {name: "generated" for name in RUNNING})
+    assert len(problems) == 1
+    assert problems[0].startswith("airflow_fernet_key: the metadata database (airflow on db1) runs with the one")
