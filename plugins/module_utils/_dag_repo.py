@@ -334,15 +334,22 @@ for base, dirs, files in os.walk(root):
                     ast.parse(f.read(), filename=path)
             except SyntaxError as e:
                 errors[os.path.relpath(path, root)] = ["syntax", "SyntaxError: %s (line %s)" % (e.msg, e.lineno)]
-sys.path.insert(0, root)
+# Airflow first, the repository after it on sys.path, as Airflow's own parse of a bundle: a module of
+# the repository named like one of the standard library or Airflow (copy.py) never shadows it.
 from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=root, safe_mode=False, bundle_path=root, bundle_name="validation")
-for path, msg in bag.import_errors.items():
-    rel = os.path.relpath(path, root) if os.path.isabs(path) else path
-    kind = "cycle" if "Cycle" in msg else "import"
-    errors.setdefault(rel, [kind, msg.strip().splitlines()[-1] if msg.strip() else msg])
-for dag_id, dag in bag.dags.items():
-    dags[dag_id] = os.path.relpath(dag.fileloc, root)
+sys.path.append(root)
+try:
+    bag = DagBag(dag_folder=root, safe_mode=False, bundle_path=root, bundle_name="validation")
+    for path, msg in bag.import_errors.items():
+        rel = os.path.relpath(path, root) if os.path.isabs(path) else path
+        kind = "cycle" if "Cycle" in msg else "import"
+        errors.setdefault(rel, [kind, msg.strip().splitlines()[-1] if msg.strip() else msg])
+    for dag_id, dag in bag.dags.items():
+        dags[dag_id] = os.path.relpath(dag.fileloc, root)
+except (Exception, SystemExit) as e:
+    # What Airflow's parse does not catch (a DAG file that exits the interpreter): a finding, not a traceback.
+    errors["."] = ["crash", "the parse of the repository stopped: %s: %s" % (type(e).__name__, e)]
+    dags = {}
 print("QUBINODE-VALIDATION " + json.dumps({"dags": dags, "errors": errors}), flush=True)
 '''
 # Where the sandbox sees the staging copy, read-only.

@@ -1,0 +1,75 @@
+"""The DAG validator (the script the airflow_dag_repo module runs in its sandbox), run by real Airflow on
+repositories shaped like real ones: the repository's modules never shadow the standard library or Airflow."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT
+
+def validator_source():
+    """The VALIDATOR constant of the module utils, read without importing them (no Ansible here)."""
+    tree = ast.parse((ROOT / "plugins" / "module_utils" / "_dag_repo.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "VALIDATOR" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError("no VALIDATOR in _dag_repo.py")
+
+
+def validate(tmp_path, files):
+    repo = tmp_path / "repo"
+    for name, text in files.items():
+        path = repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    script = tmp_path / "qubinode_validate.py"
+    source = validator_source()
+    # Its refusal to run as root (what the sandbox guarantees, tested with the sandbox) is left out here: the
+    # test runs it as the test's user, with the Python that has Airflow.
+    refusal = "if os.getuid() == 0 or os.geteuid() == 0:"
+    assert refusal in source
+    script.write_text(source.replace(refusal, "if False:"))
+    env = {"HOME": "/tmp", "AIRFLOW_HOME": str(tmp_path / "airflow"), "PYTHONDONTWRITEBYTECODE": "1",
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "LC_ALL": "C.UTF-8", "PATH": os.environ.get("PATH", "")}
+    proc = subprocess.run([sys.executable, str(script), str(repo)], env=env, capture_output=True, text=True,
+                          timeout=300, cwd="/tmp", check=False)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("QUBINODE-VALIDATION ")]
+    assert line, "the validator did not finish (rc %s): %s" % (proc.returncode, proc.stderr[-2000:])
+    return json.loads(line[0].split(" ", 1)[1])
+
+
+DAG = """
+from datetime import datetime
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.empty import EmptyOperator
+import helpers
+
+with DAG("qa_paths", start_date=datetime(2024, 1, 1), schedule=None):
+    EmptyOperator(task_id=helpers.TASK_ID)
+"""
+
+
+def test_a_module_named_like_the_standard_library_does_not_break_validation(tmp_path):
+    result = validate(tmp_path, {"copy.py": "VALUE = 1\n", "logging.py": "VALUE = 2\n", "helpers.py": "TASK_ID = 'a'\n",
+                                 "dags/qa_paths.py": DAG})
+    assert result["dags"] == {"qa_paths": "dags/qa_paths.py"}, result
+    assert result["errors"] == {}, result
+
+
+def test_a_module_named_like_airflow_does_not_shadow_it(tmp_path):
+    result = validate(tmp_path, {"airflow.py": "VALUE = 3\n", "helpers.py": "TASK_ID = 'b'\n", "dags/qa_paths.py": DAG})
+    assert result["dags"] == {"qa_paths": "dags/qa_paths.py"}, result
+    assert result["errors"] == {}, result
+
+
+def test_a_dag_file_that_exits_the_interpreter_is_a_finding_and_the_others_are_parsed(tmp_path):
+    result = validate(tmp_path, {"dags/exits.py": "import sys\nsys.exit(7)\n", "helpers.py": "TASK_ID = 'c'\n",
+                                 "dags/qa_paths.py": DAG})
+    assert result == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {"dags/exits.py": ["import", "SystemExit: 7"]}}
