@@ -10,9 +10,8 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from conftest import ROOT
+
 
 def validator_source():
     """The VALIDATOR constant of the module utils, read without importing them (no Ansible here)."""
