@@ -226,13 +226,15 @@ def test_rotation_replaces_the_named_secrets_once_per_run(run_playbook, store):
     assert run_playbook(PLAY.format(path=store)).changed == 0
 
 
-def test_rotation_in_check_mode_writes_nothing(run_playbook, store):
+@pytest.mark.parametrize("name", ["airflow_webhook_secret", "airflow_fernet_key"])
+def test_rotation_in_check_mode_writes_nothing(run_playbook, store, name):
     assert run_playbook(PLAY.format(path=store)).rc == 0
     before = store.read_bytes()
-    result = run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_webhook_secret"]), "--check")
+    result = run_playbook(ROTATE_PLAY.format(path=store, rotate=[name]), "--check")
     assert result.rc == 0, result.output
     assert result.changed >= 1
     assert store.read_bytes() == before
+    assert not (store.parent / "secrets.yml.previous").exists()
 
 
 def test_a_supplied_secret_is_rotated_where_it_is_supplied(run_playbook, store):
