@@ -349,8 +349,26 @@ try:
 except (Exception, SystemExit) as e:
     # What Airflow's parse does not catch (a DAG file that exits the interpreter): a finding, not a traceback.
     errors["."] = ["crash", "the parse of the repository stopped: %s: %s" % (type(e).__name__, e)]
-    dags = {}
-print("QUBINODE-VALIDATION " + json.dumps({"dags": dags, "errors": errors}), flush=True)
+    dags, bag = {}, None
+# What Airflow 3 removed (AIR301, AIR302) or deprecated (AIR311, AIR312) in the files Airflow parsed, with
+# ruff's suggested replacement; ruff reads the files, it runs none of them.
+lint = []
+try:
+    from ruff.__main__ import find_ruff_bin
+    ruff = find_ruff_bin()
+except Exception:
+    ruff = None
+if ruff and bag is not None:
+    import subprocess
+    parsed = set(bag.file_last_changed) | set(p if os.path.isabs(p) else os.path.join(root, p) for p in bag.import_errors)
+    if parsed:
+        out = subprocess.run([ruff, "check", "--isolated", "--no-cache", "--exit-zero", "--output-format", "json",
+                              "--select", "AIR301,AIR302,AIR311,AIR312", "--"] + sorted(parsed),
+                             capture_output=True, text=True, timeout=120).stdout
+        for f in json.loads(out or "[]"):
+            lint.append([os.path.relpath(f["filename"], root), f["location"]["row"], f["code"], f["message"],
+                         (f.get("fix") or {}).get("message") or ""])
+print("QUBINODE-VALIDATION " + json.dumps({"dags": dags, "errors": errors, "lint": lint}), flush=True)
 '''
 # Where the sandbox sees the staging copy, read-only.
 SANDBOX_STAGE = "/run/qubinode-validate"
@@ -462,8 +480,25 @@ def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir
                             "Airflow's parse too" % sandbox.timeout)
         raise RepoError("the DAG validation did not finish (rc %s): %s" % (rc, (err or out).strip()[-1500:]))
     result = json.loads(line[-1].split(" ", 1)[1])
+    report, deprecations = validation_findings(result)
+    return result["dags"], report, deprecations
+
+
+# Airflow 3 removed these (the code fails there) / only deprecated these (it still works).
+AIRFLOW3_REMOVED = ("AIR301", "AIR302")
+
+
+def validation_findings(result):
+    """The validator's result as (report, deprecations): import errors, cycles and what Airflow 3 removed
+    refuse the commit; what it only deprecated is reported beside it. Each entry names the file, and the
+    line and the replacement where the migration rules know them."""
     report = [dict(file=k, kind=v[0], message=v[1]) for k, v in sorted(result["errors"].items())]
-    return result["dags"], report
+    deprecations = []
+    for rel, line, code, message, fix in result.get("lint", []):
+        entry = dict(file=rel, line=line, kind="airflow3", code=code,
+                     message="%s%s" % (message.rstrip("; "), " - %s" % fix if fix else ""))
+        (report if code in AIRFLOW3_REMOVED else deprecations).append(entry)
+    return report, deprecations
 
 
 # -- registry (the Airflow variable) ---------------------------------------------------------------

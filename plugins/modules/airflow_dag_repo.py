@@ -20,6 +20,10 @@ description:
     (missing modules or providers), DAG cycles and DAG ids that another bundle already serves. Any
     finding fails the task with a per-file report and the repository keeps serving its previous commit;
     nothing is half-applied.
+  - The files Airflow parsed are also checked with ruff's Airflow 3 migration rules - an API that Airflow 3
+    removed (AIR301, AIR302; for example C(schedule_interval), C(days_ago)) is a finding with its line and its
+    replacement, and one it only deprecated (AIR311, AIR312) is returned in RV(deprecations) with a warning. An
+    Airflow 2 repository thus gets a list of what to change to run on Airflow 3.
   - The sandbox is a transient systemd unit (a throw-away container with the podman runtime) that runs as
     O(validation_user), never root nor the Airflow user, cannot read the stack's configuration or
     secrets, sees the staging copy read-only, has no network unless O(validation_network), and is
@@ -212,8 +216,19 @@ import_errors:
   type: list
   elements: dict
 report:
-  description: On failure, one entry per finding - file, line (secrets), kind (syntax, import, duplicate, secret), message.
+  description:
+    - On failure, one entry per finding - file, line (secrets, Airflow 3), kind (syntax, import, cycle, crash, duplicate,
+      secret, link, airflow3), message.
+    - Kind C(airflow3) is an API that Airflow 3 removed (ruff's rules AIR301 and AIR302, in C(code)); its message
+      names the replacement where the rule knows it.
   returned: on validation failure
+  type: list
+  elements: dict
+deprecations:
+  description:
+    - APIs the validated commit uses that Airflow 3 only deprecated (ruff's rules AIR311 and AIR312) - file, line,
+      kind C(airflow3), code, and the message with the replacement. They do not refuse the commit.
+  returned: when the commit was validated
   type: list
   elements: dict
 history:
@@ -358,10 +373,15 @@ class DagRepo:
                                   secret_paths=(p["airflow_config_dir"], "/etc/qubinode-airflow", "/etc/temporal"),
                                   hidden=("/var/lib/postgresql", "/var/lib/temporal", "/var/lib/airflow",
                                           "/root", "/home"))
-                dags, import_report = validate_tree(self.module, os.path.join(p["airflow_venv"], "bin", "python"),
-                                                    sandbox, p["airflow_user"], stage, tree, p["airflow_config_dir"])
+                dags, import_report, deprecations = validate_tree(
+                    self.module, os.path.join(p["airflow_venv"], "bin", "python"), sandbox, p["airflow_user"], stage,
+                    tree, p["airflow_config_dir"])
                 report += import_report
                 report += self.duplicates(dags)
+                self.result["deprecations"] = deprecations
+                if deprecations:
+                    self.module.warn("%s at %s uses %d API(s) that Airflow 3 deprecated (see deprecations: each "
+                                     "with its replacement)" % (self.name, commit[:12], len(deprecations)))
             if report:
                 raise RepoError("%s at %s refused: %d finding(s); %s" % (
                     self.name, commit[:12], len(report),
@@ -540,7 +560,8 @@ def main():
         repo = DagRepo(module)
         result = repo.run()
     except RepoError as e:
-        module.fail_json(msg=to_text(e.msg), report=e.report, changed=bool(repo and repo.result["changed"]))
+        module.fail_json(msg=to_text(e.msg), report=e.report, changed=bool(repo and repo.result["changed"]),
+                         deprecations=repo.result.get("deprecations", []) if repo else [])
     except AirflowAPIError as e:
         module.fail_json(msg=e.msg, status=e.status, changed=bool(repo and repo.result["changed"]))
     module.exit_json(**result)

@@ -71,4 +71,33 @@ def test_a_module_named_like_airflow_does_not_shadow_it(tmp_path):
 def test_a_dag_file_that_exits_the_interpreter_is_a_finding_and_the_others_are_parsed(tmp_path):
     result = validate(tmp_path, {"dags/exits.py": "import sys\nsys.exit(7)\n", "helpers.py": "TASK_ID = 'c'\n",
                                  "dags/qa_paths.py": DAG})
-    assert result == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {"dags/exits.py": ["import", "SystemExit: 7"]}}
+    assert result == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {"dags/exits.py": ["import", "SystemExit: 7"]},
+                      "lint": []}
+
+
+AIRFLOW2_DAG = """
+from airflow import DAG
+from airflow.utils.dates import days_ago
+from airflow.operators.bash import BashOperator
+
+with DAG("qa_airflow2", schedule_interval="@daily", start_date=days_ago(1)) as dag:
+    BashOperator(task_id="hello", bash_command="echo hello")
+"""
+
+
+def test_an_airflow2_repository_gets_what_to_change_with_the_replacements(tmp_path):
+    result = validate(tmp_path, {"dags/qa_airflow2.py": AIRFLOW2_DAG})
+    assert "dags/qa_airflow2.py" in result["errors"], result
+    lint = [tuple(finding) for finding in result["lint"]]
+    assert ("dags/qa_airflow2.py", 6, "AIR301", "`schedule_interval` is removed in Airflow 3.0", "Use `schedule` instead") \
+        in lint, lint
+    assert ("dags/qa_airflow2.py", 6, "AIR301", "`airflow.utils.dates.days_ago` is removed in Airflow 3.0", "") in lint
+    assert [f for f in lint if f[2] == "AIR311" and f[3].startswith("`airflow.DAG`")], "airflow.DAG still works, deprecated"
+    bash = [f for f in lint if f[2] == "AIR312" and f[1] == 7]
+    assert bash and "airflow.providers.standard.operators.bash" in bash[0][4], lint
+
+
+def test_files_airflow_ignores_are_not_checked(tmp_path):
+    result = validate(tmp_path, {".airflowignore": "old/\n", "old/qa_airflow2.py": AIRFLOW2_DAG,
+                                 "helpers.py": "TASK_ID = 'd'\n", "dags/qa_paths.py": DAG})
+    assert result == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {}, "lint": []}
