@@ -20,9 +20,12 @@ description:
 author: qubinode.airflow contributors (@qubinode)
 options:
   _input:
-    description: The secrets, name to value.
-    type: dict
+    description: The secrets, name to value; or, with O(name), a list of values of that one secret.
+    type: raw
     required: true
+  name:
+    description: The secret's name when O(_input) is a list of its values (for example the Fernet keys of a rotation).
+    type: str
 """
 
 EXAMPLES = r"""
@@ -35,8 +38,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: Name to fingerprint (16 hexadecimal characters).
-  type: dict
+  description: Name to fingerprint (16 hexadecimal characters); with O(name), the list of the values' fingerprints.
+  type: raw
 """
 
 import hashlib
@@ -44,13 +47,18 @@ import hashlib
 from ansible.errors import AnsibleFilterError
 
 
-def secret_fingerprints(secrets):
+def _fingerprint(name, value):
+    return hashlib.sha256(("qubinode.airflow secret\0%s\0%s" % (name, value)).encode("utf-8")).hexdigest()[:16]
+
+
+def secret_fingerprints(secrets, name=None):
+    if name is not None:
+        if not isinstance(secrets, (list, tuple)):
+            raise AnsibleFilterError("secret_fingerprints with name= expects a list of values, got %s" % type(secrets).__name__)
+        return [_fingerprint(name, value) for value in secrets]
     if not isinstance(secrets, dict):
         raise AnsibleFilterError("secret_fingerprints expects a dict of secrets, got %s" % type(secrets).__name__)
-    return {
-        name: hashlib.sha256(("qubinode.airflow secret\0%s\0%s" % (name, value)).encode("utf-8")).hexdigest()[:16]
-        for name, value in secrets.items()
-    }
+    return {key: _fingerprint(key, value) for key, value in secrets.items()}
 
 
 class FilterModule(object):

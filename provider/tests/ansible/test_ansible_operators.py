@@ -86,7 +86,7 @@ def test_failure_names_host_task_and_message(run_dag, tmp_path):
         hook.run("play.yml", LOCAL, {"airflow_fernet_key": "short"}, files={"play.yml": play}, on_line=lambda line: None)
     msg = str(err.value)
     assert "failed on host localhost" in msg
-    assert "task 'secrets : Check the supplied Fernet key'" in msg
+    assert "task 'secrets : Check the Fernet keys'" in msg
     assert "airflow_fernet_key must be 44 characters" in msg
     assert err.value.recap["localhost"]["failed"] == 1
 

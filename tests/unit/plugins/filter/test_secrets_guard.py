@@ -88,3 +88,11 @@ def test_the_database_record_alone_stops_a_run_that_lost_store_and_host_records(
                      {name: "generated" for name in RUNNING})
     assert len(problems) == 1
     assert problems[0].startswith("airflow_fernet_key: the metadata database (airflow on db1) runs with the one")
+
+
+def test_fingerprints_of_several_values_of_one_secret_match_the_dict_form():
+    keys = ["a" * 43 + "=", "b" * 43 + "="]
+    assert secret_fingerprints(keys, name="airflow_fernet_key") == [
+        secret_fingerprints({"airflow_fernet_key": key})["airflow_fernet_key"] for key in keys]
+    with pytest.raises(AnsibleFilterError, match="expects a list"):
+        secret_fingerprints({"a": "b"}, name="a")
