@@ -150,3 +150,14 @@ def test_during_a_fernet_rotation_the_new_key_comes_first(run_playbook, tmp_path
     new = "n" * 43 + "="
     out = render(run_playbook, tmp_path, fernet=new, previous=previous)
     assert shell_env(out / "airflow.env", "AIRFLOW__CORE__FERNET_KEY") == ",".join(filter(None, [new, previous]))
+
+
+def test_tokens_name_the_secret_that_signed_them_by_its_fingerprint(run_playbook, tmp_path):
+    import hashlib
+
+    out = render(run_playbook, tmp_path)
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(out / "airflow.cfg")
+    expected = hashlib.sha256("qubinode.airflow secret\0airflow_jwt_secret\0jwt-secret".encode()).hexdigest()[:16]
+    assert cfg["api_auth"]["jwt_kid"] == expected
+    assert "jwt-secret" not in (out / "airflow.cfg").read_text()
