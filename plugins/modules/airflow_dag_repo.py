@@ -22,7 +22,7 @@ description:
     nothing is half-applied.
   - The files Airflow parsed are also checked with ruff's Airflow 3 migration rules - an API that Airflow 3
     removed (AIR301, AIR302; for example C(schedule_interval), C(days_ago)) is a finding with its line and its
-    replacement, and one it only deprecated (AIR311, AIR312) is returned in RV(deprecations) with a warning. An
+    replacement, and one it only deprecated (AIR311, AIR312) is returned in RV(deprecated_apis) with a warning. An
     Airflow 2 repository thus gets a list of what to change to run on Airflow 3.
   - The sandbox is a transient systemd unit (a throw-away container with the podman runtime) that runs as
     O(validation_user), never root nor the Airflow user, cannot read the stack's configuration or
@@ -224,7 +224,7 @@ report:
   returned: on validation failure
   type: list
   elements: dict
-deprecations:
+deprecated_apis:
   description:
     - APIs the validated commit uses that Airflow 3 only deprecated (ruff's rules AIR311 and AIR312) - file, line,
       kind C(airflow3), code, and the message with the replacement. They do not refuse the commit.
@@ -378,9 +378,9 @@ class DagRepo:
                     tree, p["airflow_config_dir"])
                 report += import_report
                 report += self.duplicates(dags)
-                self.result["deprecations"] = deprecations
+                self.result["deprecated_apis"] = deprecations
                 if deprecations:
-                    self.module.warn("%s at %s uses %d API(s) that Airflow 3 deprecated (see deprecations: each "
+                    self.module.warn("%s at %s uses %d API(s) that Airflow 3 deprecated (see deprecated_apis: each "
                                      "with its replacement)" % (self.name, commit[:12], len(deprecations)))
             if report:
                 raise RepoError("%s at %s refused: %d finding(s); %s" % (
@@ -561,7 +561,7 @@ def main():
         result = repo.run()
     except RepoError as e:
         module.fail_json(msg=to_text(e.msg), report=e.report, changed=bool(repo and repo.result["changed"]),
-                         deprecations=repo.result.get("deprecations", []) if repo else [])
+                         deprecated_apis=repo.result.get("deprecated_apis", []) if repo else [])
     except AirflowAPIError as e:
         module.fail_json(msg=e.msg, status=e.status, changed=bool(repo and repo.result["changed"]))
     module.exit_json(**result)

@@ -101,3 +101,9 @@ def test_files_airflow_ignores_are_not_checked(tmp_path):
     result = validate(tmp_path, {".airflowignore": "old/\n", "old/qa_airflow2.py": AIRFLOW2_DAG,
                                  "helpers.py": "TASK_ID = 'd'\n", "dags/qa_paths.py": DAG})
     assert result == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {}, "lint": []}
+
+
+def test_a_syntax_error_is_the_parse_finding_only(tmp_path):
+    result = validate(tmp_path, {"qa_broken.py": "def broken(:\n    pass\n"})
+    assert result == {"dags": {}, "errors": {"qa_broken.py": ["syntax", "SyntaxError: invalid syntax (line 1)"]},
+                      "lint": []}

@@ -26,3 +26,8 @@ def test_removed_apis_refuse_deprecated_ones_are_reported_beside():
 
 def test_a_result_from_before_the_rules_has_no_lint():
     assert validation_findings({"dags": {"d": "d.py"}, "errors": {}}) == ([], [])
+
+
+def test_only_the_airflow_rules_count():
+    result = {"dags": {}, "errors": {}, "lint": [["a.py", 1, "invalid-syntax", "Expected `)`", ""], ["a.py", 2, None, "x", ""]]}
+    assert validation_findings(result) == ([], [])
