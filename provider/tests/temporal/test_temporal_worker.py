@@ -47,7 +47,7 @@ WORKER = textwrap.dedent("""
     from qubinode_airflow.temporal.sealing import data_converter
     worker.CHILD = [sys.executable, {stand_in!r}, {started!r}]
     settings = Settings.from_getter(lambda name, default: {{"address": {address!r}, "task_queue": {queue!r}}}.get(name, default))
-    asyncio.run(worker.serve(settings, 2, {prestart!r}, converter=data_converter({secret!r})))
+    asyncio.run(worker.serve(settings, 2, {prestart!r}, converter=data_converter({secret!r}, keyring={keyring!r})))
 """)
 
 
@@ -62,10 +62,10 @@ def start_worker(tmp_path, temporal, queue):
     stand_in.write_text(STAND_IN)
     procs = []
 
-    def start(prestart=None):
+    def start(prestart=None, keyring=None):
         script = WORKER.format(src=str(ROOT / "provider" / "src"), stand_in=str(stand_in), address=temporal,
                                queue=queue, started=str(tmp_path / "started"), prestart=prestart,
-                               secret=SECRET)
+                               secret=SECRET, keyring=keyring)
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(proc)
         time.sleep(2)  # let it start polling
@@ -78,7 +78,7 @@ def start_worker(tmp_path, temporal, queue):
             proc.wait(40)
 
 
-def run(temporal, queue, spec, heartbeat=3, max_attempts=3, wait=True, cancel_after=None, wf_id=None):
+def run(temporal, queue, spec, heartbeat=3, max_attempts=3, wait=True, cancel_after=None, wf_id=None, converter=None):
     import asyncio
 
     from temporalio.client import Client, WorkflowFailureError
@@ -86,7 +86,7 @@ def run(temporal, queue, spec, heartbeat=3, max_attempts=3, wait=True, cancel_af
     from qubinode_airflow.temporal.sealing import data_converter
 
     async def go():
-        client = await Client.connect(temporal, namespace="airflow", data_converter=data_converter(SECRET))
+        client = await Client.connect(temporal, namespace="airflow", data_converter=converter or data_converter(SECRET))
         attempt = TaskAttempt(workload=json.dumps(spec), summary="test", heartbeat_timeout=heartbeat,
                               task_timeout=120, max_attempts=max_attempts)
         handle = await client.start_workflow(WORKFLOW_NAME, attempt, id=wf_id or workflow_id(str(uuid.uuid4())),
@@ -252,3 +252,124 @@ def test_an_empty_secret_is_refused_naming_the_setting():
 
     with pytest.raises(ValueError, match=r"\[api_auth\] jwt_secret"):
         SealedPayloads("")
+
+
+def write_keyring(path, *secrets):
+    """The keyring as the roles write it: a JSON Web Key Set of oct keys, the sealing key first."""
+    import base64
+
+    keys = [{"kty": "oct", "alg": "HS512", "kid": "k%d" % n,
+             "k": base64.urlsafe_b64encode(secret.encode()).decode().rstrip("=")} for n, secret in enumerate(secrets)]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"keys": keys}))
+    os.replace(tmp, path)  # as Ansible's copy does: the worker never reads half a file
+    return path
+
+
+def seal(codec, data=b"attempt"):
+    import asyncio
+
+    from temporalio.api.common.v1 import Payload
+
+    return asyncio.run(codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=data)]))[0]
+
+
+def unseal(codec, payload):
+    import asyncio
+
+    return asyncio.run(codec.decode([payload]))[0].data
+
+
+def test_a_keyring_seals_with_its_first_key_and_opens_with_every_key(tmp_path):
+    from qubinode_airflow.temporal.sealing import KEY_ID, KeyringPayloads, SealedPayloads
+
+    old = seal(SealedPayloads("old-secret"), b"sealed before the rotation")
+    keyring = KeyringPayloads(str(write_keyring(tmp_path / "keys.json", "new-secret", "old-secret")))
+    new = seal(keyring, b"sealed during the window")
+    assert unseal(keyring, old) == b"sealed before the rotation"
+    assert unseal(SealedPayloads("new-secret"), new) == b"sealed during the window"
+    assert new.metadata[KEY_ID] != old.metadata[KEY_ID]
+    with pytest.raises(ValueError, match="does not open"):
+        unseal(SealedPayloads("old-secret"), new)
+    # The window closed: the old key is gone and what it sealed no longer opens, with a message that says why.
+    write_keyring(tmp_path / "keys.json", "new-secret")
+    with pytest.raises(ValueError, match=r"keyring .*keys\.json .*previous one"):
+        unseal(keyring, old)
+
+
+def test_a_rewritten_keyring_is_read_again_without_a_restart(tmp_path):
+    from qubinode_airflow.temporal.sealing import KeyringPayloads, SealedPayloads
+
+    path = write_keyring(tmp_path / "keys.json", "old-secret")
+    worker = KeyringPayloads(str(path))
+    assert unseal(worker, seal(SealedPayloads("old-secret"), b"a")) == b"a"
+    write_keyring(path, "new-secret", "old-secret")
+    # The scheduler restarted with the new secret first; this worker did not restart.
+    assert unseal(worker, seal(SealedPayloads("new-secret"), b"b")) == b"b"
+    assert unseal(SealedPayloads("new-secret"), seal(worker, b"c")) == b"c"
+
+
+def test_payloads_sealed_before_key_ids_open_with_any_key_of_the_keyring(tmp_path):
+    from qubinode_airflow.temporal.sealing import KEY_ID, KeyringPayloads, SealedPayloads
+
+    legacy = seal(SealedPayloads("old-secret"), b"older format")
+    del legacy.metadata[KEY_ID]
+    keyring = KeyringPayloads(str(write_keyring(tmp_path / "keys.json", "new-secret", "old-secret")))
+    assert unseal(keyring, legacy) == b"older format"
+
+
+def test_a_broken_keyring_is_a_clear_error_at_start_and_ignored_once_running(tmp_path, caplog):
+    from qubinode_airflow.temporal.sealing import KeyringPayloads, SealedPayloads
+
+    path = tmp_path / "keys.json"
+    with pytest.raises(ValueError, match=r"keys\.json \(\[qubinode_temporal\] sealing_keys\) cannot be read"):
+        KeyringPayloads(str(path))
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not a JSON Web Key Set"):
+        KeyringPayloads(str(path))
+    write_keyring(path, "old-secret")
+    running = KeyringPayloads(str(path))
+    path.write_text('{"keys": [{"kty": "oct"}]}')  # no "k": the running codec keeps its keys
+    assert unseal(SealedPayloads("old-secret"), seal(running, b"still")) == b"still"
+    assert "keeping the 1 keys read before" in caplog.text
+
+
+def test_an_attempt_runs_across_a_rotation_and_the_worker_keeps_running(temporal, queue, start_worker, tmp_path):
+    """The rotation as the roles run it: the worker's keyring gets the new key beside the old one while an
+    attempt sealed with the old one runs; the scheduler seals new attempts with the new key."""
+    import asyncio
+
+    from temporalio.client import Client
+
+    from qubinode_airflow.temporal.sealing import data_converter
+
+    worker_keys = write_keyring(tmp_path / "worker-keys.json", "old-secret")
+    worker = start_worker(prestart=0, keyring=str(worker_keys))
+    marker = tmp_path / "ran"
+
+    async def go():
+        def attempt(sleep):
+            return TaskAttempt(workload=json.dumps({"marker": str(marker), "sleep": sleep}), summary="test",
+                               heartbeat_timeout=3, task_timeout=120, max_attempts=1)
+
+        before = await Client.connect(temporal, namespace="airflow",
+                                      data_converter=data_converter(keyring=str(write_keyring(
+                                          tmp_path / "scheduler-keys.json", "old-secret"))))
+        running = await before.start_workflow(WORKFLOW_NAME, attempt(8), id=workflow_id(str(uuid.uuid4())),
+                                              task_queue=queue, result_type=AttemptResult)
+        while not marker.exists():
+            await asyncio.sleep(0.2)
+        write_keyring(worker_keys, "new-secret", "old-secret")
+        after = await Client.connect(temporal, namespace="airflow", data_converter=data_converter(keyring=str(
+            write_keyring(tmp_path / "scheduler-keys.json", "new-secret", "old-secret"))))
+        new = await after.start_workflow(WORKFLOW_NAME, attempt(0), id=workflow_id(str(uuid.uuid4())),
+                                         task_queue=queue, result_type=AttemptResult)
+        # The scheduler restarted: it reads the running attempt's result with the keys it has now.
+        return (await asyncio.wait_for(after.get_workflow_handle(running.id, result_type=AttemptResult).result(), 60),
+                await asyncio.wait_for(new.result(), 60))
+
+    across, new = asyncio.run(go())
+    assert isinstance(across, AttemptResult) and across.exit_code == 0 and across.attempt == 1
+    assert isinstance(new, AttemptResult) and new.exit_code == 0
+    assert worker.poll() is None  # no restart, and nothing ran twice
+    assert len(marker.read_text().splitlines()) == 2

@@ -28,6 +28,8 @@ OPTIONS = {
     "worker_concurrency": ("4", "integer", "Task attempts one worker process runs at once."),
     "worker_prestart": ("2", "integer", "Task processes a worker keeps started ahead, Airflow already imported, "
                                         "waiting for their attempt (0: start each when its attempt arrives)."),
+    "sealing_keys": ("", "string", "Keyring (a JSON Web Key Set of oct keys) whose first key seals task attempts "
+                                   "and whose every key opens them; empty: [api_auth] jwt_secret alone."),
 }
 DEFAULTS = {name: option[0] for name, option in OPTIONS.items()}
 # The child process exits with this code when Airflow refuses to start the attempt (it already
@@ -66,6 +68,7 @@ class Settings:
     max_attempts: int
     worker_concurrency: int
     worker_prestart: int
+    sealing_keys: str = ""
 
     @classmethod
     def from_getter(cls, get) -> Settings:

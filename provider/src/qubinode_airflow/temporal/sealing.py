@@ -4,14 +4,23 @@
 
 An attempt carries Airflow's workload, including the token that lets its task process talk to the
 Execution API. Temporal keeps every workflow input in its database and shows it in its UI, so the
-executor and the workers encrypt their payloads (AES-256-GCM) with a key derived from Airflow's
-`[api_auth] jwt_secret`, which every host that runs the executor or a worker already holds and
-which signs those very tokens. Anyone who can read Temporal but not that secret sees no token.
+executor and the workers encrypt their payloads (AES-256-GCM) with a key derived from Airflow's JWT
+secret, which signs those very tokens. Anyone who can read Temporal but not that secret sees no token.
+
+The keys come from the keyring file named by `[qubinode_temporal] sealing_keys` (a JSON Web Key Set of
+`oct` keys, the one the roles write on every host), or else from `[api_auth] jwt_secret`. The first key
+of the keyring seals; every key opens. During a rotation of the JWT secret the keyring holds the new
+secret and the old one, so attempts sealed before the rotation still open; a rewritten keyring is read
+again without a restart, so a worker keeps its running attempts across a rotation.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import json
+import logging
 import os
 from collections.abc import Sequence
 
@@ -19,54 +28,145 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, PayloadCodec
 
 ENCODING = b"binary/qubinode-aes256gcm"
+# Which key sealed a payload (a digest of the derived key, never the key): payloads sealed before
+# this was recorded carry none and are tried with every key.
+KEY_ID = "qubinode-key"
 _INFO = b"qubinode-airflow temporal payloads v1"
+_ID_INFO = b"qubinode-airflow temporal key id v1"
 _NONCE = 12
 
+log = logging.getLogger(__name__)
 
-class SealedPayloads(PayloadCodec):
-    def __init__(self, secret: str):
+
+@dataclasses.dataclass(frozen=True)
+class _Key:
+    id: bytes
+    aead: object
+
+    @classmethod
+    def derive(cls, secret: bytes) -> _Key:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-        if not secret:
-            raise ValueError("[api_auth] jwt_secret is empty: the Temporal engine seals task attempts with a key "
-                             "derived from it; set it (the qubinode.airflow roles do) on the scheduler and every worker")
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret.encode("utf-8"))
-        self._aead = AESGCM(key)
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret)
+        return cls(id=hashlib.sha256(_ID_INFO + key).hexdigest()[:16].encode("ascii"), aead=AESGCM(key))
+
+
+def _as_bytes(secret: str | bytes) -> bytes:
+    return secret.encode("utf-8") if isinstance(secret, str) else secret
+
+
+class SealedPayloads(PayloadCodec):
+    """Seals with the first of `secrets`, opens with any of them."""
+
+    source = "[api_auth] jwt_secret"
+
+    def __init__(self, *secrets: str | bytes):
+        self._use(secrets)
+
+    def _use(self, secrets: Sequence[str | bytes]) -> None:
+        if not secrets or not all(secrets):
+            raise ValueError("%s is empty: the Temporal engine seals task attempts with a key derived from the "
+                             "JWT secret; set it (the qubinode.airflow roles do) on the scheduler and every worker"
+                             % self.source)
+        keys = [_Key.derive(_as_bytes(secret)) for secret in secrets]
+        self._keys = keys
+        self._by_id = {key.id: key for key in keys}
+
+    def refresh(self) -> None:
+        """Read the keys again if their source changed (fixed keys never do): one stat per call."""
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        self.refresh()
+        key = self._keys[0]
         sealed = []
         for payload in payloads:
             nonce = os.urandom(_NONCE)
-            data = nonce + self._aead.encrypt(nonce, payload.SerializeToString(), ENCODING)
-            sealed.append(Payload(metadata={"encoding": ENCODING}, data=data))
+            data = nonce + key.aead.encrypt(nonce, payload.SerializeToString(), ENCODING)
+            sealed.append(Payload(metadata={"encoding": ENCODING, KEY_ID: key.id}, data=data))
         return sealed
+
+    def _candidates(self, payload: Payload) -> list[_Key]:
+        key_id = payload.metadata.get(KEY_ID)
+        if key_id is None:
+            return self._keys
+        return [self._by_id[key_id]] if key_id in self._by_id else []
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         from cryptography.exceptions import InvalidTag
 
+        self.refresh()  # a keyring rewritten by a rotation, or by the end of its window
         opened = []
         for payload in payloads:
             if payload.metadata.get("encoding") != ENCODING:
                 opened.append(payload)  # not sealed by us (e.g. Temporal's own failure details)
                 continue
-            try:
-                plain = self._aead.decrypt(payload.data[:_NONCE], payload.data[_NONCE:], ENCODING)
-            except InvalidTag:
-                raise ValueError("a sealed task attempt does not open with this host's [api_auth] jwt_secret: every "
-                                 "scheduler and worker needs the same secret") from None
+            plain = None
+            for key in self._candidates(payload):
+                try:
+                    plain = key.aead.decrypt(payload.data[:_NONCE], payload.data[_NONCE:], ENCODING)
+                    break
+                except InvalidTag:
+                    continue
+            if plain is None:
+                raise ValueError("a sealed task attempt does not open with the keys of %s on this host: the "
+                                 "scheduler and every worker need the same JWT secret, and an attempt sealed "
+                                 "before a rotation needs the previous one until it ends" % self.source)
             inner = Payload()
             inner.ParseFromString(plain)
             opened.append(inner)
         return opened
 
 
-def data_converter(secret: str) -> DataConverter:
-    return dataclasses.replace(DataConverter.default, payload_codec=SealedPayloads(secret))
+class KeyringPayloads(SealedPayloads):
+    """The keys of a keyring file (a JSON Web Key Set of `oct` keys), read again when the file changes."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.source = "the keyring %s ([qubinode_temporal] sealing_keys)" % path
+        self._stamp = None
+        self._load(self._stat())
+
+    def _stat(self):
+        try:
+            st = os.stat(self.path)
+        except OSError as e:
+            raise ValueError("%s cannot be read: %s" % (self.source, e.strerror)) from None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _load(self, stamp) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                keyset = json.load(f)
+            secrets = [base64.urlsafe_b64decode(key["k"] + "=" * (-len(key["k"]) % 4))
+                       for key in keyset["keys"] if key.get("kty") == "oct"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError("%s is not a JSON Web Key Set of oct keys: %s" % (self.source, e)) from None
+        self._use(secrets)
+        self._stamp = stamp
+
+    def refresh(self) -> None:
+        try:
+            stamp = self._stat()
+            if stamp != self._stamp:
+                self._load(stamp)
+                log.info("read the keyring %s again: %d keys", self.path, len(self._keys))
+        except ValueError as e:
+            # Keep sealing and opening with the keys already read: a half-written file is not a reason
+            # to stop running attempts.
+            log.warning("%s; keeping the %d keys read before", e, len(self._keys))
+
+
+def data_converter(secret: str | None = None, keyring: str | None = None) -> DataConverter:
+    codec = KeyringPayloads(keyring) if keyring else SealedPayloads(secret or "")
+    return dataclasses.replace(DataConverter.default, payload_codec=codec)
 
 
 def data_converter_from_airflow() -> DataConverter:
     from airflow.configuration import conf
 
+    keyring = conf.get("qubinode_temporal", "sealing_keys", fallback="")
+    if keyring:
+        return data_converter(keyring=keyring)
     return data_converter(conf.get("api_auth", "jwt_secret", fallback=""))
