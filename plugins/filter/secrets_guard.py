@@ -49,7 +49,8 @@ options:
     required: true
   overlap:
     description: Name to the fingerprints of the values a declared rotation keeps beside the new one (the previous
-      Fernet keys while their data is re-encrypted); a host or database that runs with one of them is not refused.
+      Fernet keys while their data is re-encrypted, the JWT secrets of an open window); a host or database that runs
+      with one of them is not refused.
     type: dict
     default: {}
 """
@@ -84,6 +85,8 @@ KEEP = {
 ROTATE = {
     "airflow_fernet_key": (", or rotate it: supply the new key followed by the one the stack runs with (\"new,old\"), "
                            "or run playbooks/rotate.yml with rotate: [airflow_fernet_key]"),
+    "airflow_jwt_secret": (", or rotate it: run playbooks/rotate.yml with rotate: [airflow_jwt_secret] (the one the stack "
+                           "runs with keeps working for secrets_jwt_window)"),
 }
 
 

@@ -26,7 +26,7 @@ RENDER = """
         src: "{role}/templates/{{{{ item }}}}.j2"
         dest: "{out}/{{{{ item }}}}"
         mode: "0600"
-      loop: [airflow.cfg, airflow.env]
+      loop: [airflow.cfg, airflow.env, jwt-keys.json]
 """
 
 # Later vars_files win over the role defaults loaded before them.
@@ -38,7 +38,7 @@ secrets_values:
   airflow_jwt_secret: jwt-secret
   airflow_api_secret_key: api-secret
   airflow_webhook_secret: {webhook}
-airflow_db_host: db.example.com
+{jwt_previous}airflow_db_host: db.example.com
 airflow_config:
   core:
     parallelism: 64
@@ -48,11 +48,13 @@ airflow_config:
 
 
 def render(run_playbook, tmp_path, db_password="plain", fernet="k" * 43 + "=", webhook="webhook-secret", extra="",
-           previous=""):
+           previous="", jwt_previous=None):
     out = tmp_path / "out"
-    out.mkdir()
+    out.mkdir(parents=True)
     values = {"db_password": json.dumps(db_password), "fernet": json.dumps(fernet), "webhook": json.dumps(webhook),
-              "previous": json.dumps(previous)}
+              "previous": json.dumps(previous),
+              "jwt_previous": "  airflow_jwt_secret_previous: %s\n  airflow_jwt_secret_rotated: 1700000000\n"
+                              % json.dumps(jwt_previous) if jwt_previous else ""}
     (out / "test-vars.yml").write_text(TEST_VARS.format(**values) + extra)
     result = run_playbook(RENDER.format(role=ROLE, out=out))
     assert result.rc == 0, result.output
@@ -161,3 +163,49 @@ def test_tokens_name_the_secret_that_signed_them_by_its_fingerprint(run_playbook
     expected = hashlib.sha256("qubinode.airflow secret\0airflow_jwt_secret\0jwt-secret".encode()).hexdigest()[:16]
     assert cfg["api_auth"]["jwt_kid"] == expected
     assert "jwt-secret" not in (out / "airflow.cfg").read_text()
+
+
+def keyring(out):
+    import base64
+
+    keys = json.loads((out / "jwt-keys.json").read_text())["keys"]
+    return [(key["kid"], base64.urlsafe_b64decode(key["k"] + "=" * (-len(key["k"]) % 4)).decode(), key["alg"], key["kty"])
+            for key in keys]
+
+
+def kid(secret):
+    import hashlib
+
+    return hashlib.sha256(f"qubinode.airflow secret\0airflow_jwt_secret\0{secret}".encode()).hexdigest()[:16]
+
+
+def test_outside_a_rotation_tokens_are_verified_with_the_secret_alone(run_playbook, tmp_path):
+    out = render(run_playbook, tmp_path)
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(out / "airflow.cfg")
+    assert "trusted_jwks_url" not in cfg["api_auth"]
+    assert cfg["qubinode_temporal"]["sealing_keys"] == "/etc/airflow/jwt-keys.json"
+    assert keyring(out) == [(kid("jwt-secret"), "jwt-secret", "HS512", "oct")]
+    assert shell_env(out / "airflow.env", "AIRFLOW__API_AUTH__JWT_SECRET") == "jwt-secret"
+
+
+def test_during_a_jwt_window_the_keyring_holds_the_new_secret_first_then_the_old(run_playbook, tmp_path):
+    awkward = "old/secret+with=base64-unsafe?chars"
+    out = render(run_playbook, tmp_path, jwt_previous=[awkward])
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(out / "airflow.cfg")
+    assert cfg["api_auth"]["trusted_jwks_url"] == "/etc/airflow/jwt-keys.json"
+    assert cfg["api_auth"]["jwt_kid"] == kid("jwt-secret")
+    assert keyring(out) == [(kid("jwt-secret"), "jwt-secret", "HS512", "oct"), (kid(awkward), awkward, "HS512", "oct")]
+    assert shell_env(out / "airflow.env", "AIRFLOW__API_AUTH__JWT_SECRET") == "jwt-secret"
+    assert "secret" not in (out / "airflow.cfg").read_text().replace("jwt_secret", "").replace("secret_key", "")
+
+
+def test_a_worker_holds_no_jwt_secret_and_its_config_does_not_change_with_a_rotation(run_playbook, tmp_path):
+    before = render(run_playbook, tmp_path / "before", extra="_airflow_is_core: false\n")
+    during = render(run_playbook, tmp_path / "during", jwt_previous=["old-secret"], extra="_airflow_is_core: false\n")
+    assert (before / "airflow.cfg").read_text() == (during / "airflow.cfg").read_text()
+    assert (before / "airflow.env").read_text() == (during / "airflow.env").read_text()
+    assert shell_env(during / "airflow.env", "AIRFLOW__API_AUTH__JWT_SECRET") == ""
+    assert shell_env(during / "airflow.env", "AIRFLOW__API__SECRET_KEY") == "api-secret"
+    assert [key[1] for key in keyring(during)] == ["jwt-secret", "old-secret"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
+import time
 
 import pytest
 import yaml
@@ -139,14 +141,17 @@ def test_a_moved_store_names_the_host_that_kept_it(run_playbook, store):
 
 @pytest.mark.parametrize("name", ["airflow_fernet_key", "airflow_jwt_secret"])
 def test_a_different_key_from_the_vault_is_refused(run_playbook, store, name):
+    """A Fernet key without the one it replaces, or a JWT secret while the store was lost."""
     assert run_playbook(PLAY.format(path=store)).rc == 0
-    before = store.read_bytes()
+    if name == "airflow_jwt_secret":
+        store.unlink()  # what the stack runs with is no longer known: replacing it would be silent
+    before = store.read_bytes() if store.exists() else None
     other = Fernet.generate_key().decode() if name == "airflow_fernet_key" else "x" * 64
     result = run_playbook(PLAY.format(path=store), "-e", f"{name}={other}")
     assert result.rc != 0
     assert f"{name}: the supplied value (fingerprint {fingerprints({name: other})[name]})" in result.output
     assert other not in result.output
-    assert store.read_bytes() == before
+    assert (store.read_bytes() if store.exists() else None) == before
 
 
 @pytest.mark.parametrize("path", ["/etc/secrets.yml", "/tmp/secrets.yml", "/var/lib/secrets.yml", "relative.yml",
@@ -247,7 +252,7 @@ def test_a_supplied_secret_is_rotated_where_it_is_supplied(run_playbook, store):
     assert store.read_bytes() == before
 
 
-@pytest.mark.parametrize("name", ["airflow_jwt_secret", "no_such_secret"])
+@pytest.mark.parametrize("name", ["airflow_api_secret_keys", "no_such_secret"])
 def test_only_the_rotatable_secrets_are_accepted(run_playbook, store, name):
     assert run_playbook(PLAY.format(path=store)).rc == 0
     before = store.read_bytes()
@@ -355,3 +360,86 @@ def test_the_end_of_a_rotation_removes_the_copy_of_the_store(run_playbook, store
 """)
     assert result.rc == 0, result.output
     assert not (store.parent / "secrets.yml.previous").exists()
+
+
+def test_a_jwt_rotation_keeps_the_old_secret_for_the_window(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    old = load(store)["airflow_jwt_secret"]
+    started = int(time.time())
+    result = run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_jwt_secret"]))
+    assert result.rc == 0, result.output
+    during = load(store)
+    new = during["airflow_jwt_secret"]
+    assert new != old and during["airflow_jwt_secret_previous"] == [old]
+    assert started <= during["airflow_jwt_secret_rotated"] <= time.time()
+    applied = yaml.safe_load((store.parent / "secrets.yml.second").read_text())
+    assert (applied["airflow_jwt_secret"], applied["airflow_jwt_secret_previous"]) == (new, [old])
+    assert record(store)["fingerprints"]["airflow_jwt_secret"] == fingerprints({"airflow_jwt_secret": new})["airflow_jwt_secret"]
+    assert old not in result.output and new not in result.output
+    # Within the window a converge keeps both and changes nothing.
+    again = run_playbook(ROLE_PLAY.format(path=store))
+    assert (again.rc, again.changed) == (0, 0), again.output
+    assert load(store) == during
+    # The window has passed: check mode says so and changes nothing, the converge drops the old secret.
+    during["airflow_jwt_secret_rotated"] -= 86400
+    store.write_text(yaml.safe_dump(during))
+    checked = run_playbook(ROLE_PLAY.format(path=store), "--check")
+    assert checked.rc == 0 and checked.changed >= 1, checked.output
+    assert load(store) == during
+    ended = run_playbook(ROLE_PLAY.format(path=store))
+    assert ended.rc == 0, ended.output
+    after = load(store)
+    assert after["airflow_jwt_secret"] == new
+    assert "airflow_jwt_secret_previous" not in after and "airflow_jwt_secret_rotated" not in after
+    assert run_playbook(ROLE_PLAY.format(path=store)).changed == 0
+
+
+def test_a_leaked_jwt_secret_rotates_with_no_window(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    old = load(store)["airflow_jwt_secret"]
+    result = run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_jwt_secret"]), "-e", "secrets_jwt_window=0")
+    assert result.rc == 0, result.output
+    after = load(store)
+    assert after["airflow_jwt_secret"] != old and "airflow_jwt_secret_previous" not in after
+    assert "airflow_jwt_secret_previous" not in yaml.safe_load((store.parent / "secrets.yml.second").read_text())
+
+
+def test_a_changed_supplied_jwt_secret_opens_a_window(run_playbook, store):
+    assert run_playbook(PLAY.format(path=store), "-e", "airflow_jwt_secret=" + "a" * 64).rc == 0
+    result = run_playbook(PLAY.format(path=store), "-e", "airflow_jwt_secret=" + "b" * 64)
+    assert result.rc == 0, result.output
+    assert load(store)["airflow_jwt_secret_previous"] == ["a" * 64]
+    assert "a" * 64 not in result.output and "b" * 64 not in result.output
+    leaked = run_playbook(PLAY.format(path=store), "-e", "airflow_jwt_secret=" + "c" * 64, "-e", "secrets_jwt_window=0")
+    assert leaked.rc == 0, leaked.output
+    assert load(store)["airflow_jwt_secret"] == "c" * 64 and "airflow_jwt_secret_previous" not in load(store)
+
+
+def test_hosts_of_a_later_play_may_still_run_with_what_the_run_replaced(run_playbook, store):
+    """site.yml converges the core hosts first: the workers' play still finds their records of the old
+    secrets, although the Fernet rotation has completed and the JWT secret had no window."""
+    assert run_playbook(PLAY.format(path=store)).rc == 0
+    path = store.parent / "secrets.yml.record" / "secrets-record.yml"
+    old_record = path.read_text()
+    rotate = ["airflow_fernet_key", "airflow_jwt_secret"]
+    first = ROLE_PLAY + f"""      secrets_rotate: {rotate}
+  tasks:
+    - ansible.builtin.include_role:
+        name: qubinode.airflow.secrets
+        tasks_from: commit.yml
+      vars:
+        secrets_store_path: {store}
+    - name: A host the run has not reached yet
+      ansible.builtin.copy:
+        content: {json.dumps(old_record)}
+        dest: {path}
+        mode: "0600"
+"""
+    second = ROLE_PLAY.format(path=store) + f"      secrets_rotate: {rotate}\n"
+    result = run_playbook(first.format(path=store) + second, "-e", "secrets_jwt_window=0")
+    assert result.rc == 0, result.output
+    assert "airflow_fernet_key_previous" not in load(store)
+    # A later run is not that run: the host must have converged with the new secrets by then.
+    path.write_text(old_record)
+    late = run_playbook(ROLE_PLAY.format(path=store), "-e", "secrets_jwt_window=0")
+    assert late.rc != 0 and "airflow_fernet_key: the stored value" in late.output
