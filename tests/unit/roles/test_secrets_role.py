@@ -231,7 +231,7 @@ def test_rotation_replaces_the_named_secrets_once_per_run(run_playbook, store):
     assert run_playbook(PLAY.format(path=store)).changed == 0
 
 
-@pytest.mark.parametrize("name", ["airflow_webhook_secret", "airflow_fernet_key"])
+@pytest.mark.parametrize("name", ["airflow_webhook_secret", "airflow_fernet_key", "airflow_jwt_secret"])
 def test_rotation_in_check_mode_writes_nothing(run_playbook, store, name):
     assert run_playbook(PLAY.format(path=store)).rc == 0
     before = store.read_bytes()
@@ -366,7 +366,7 @@ def test_a_jwt_rotation_keeps_the_old_secret_for_the_window(run_playbook, store)
     assert run_playbook(PLAY.format(path=store)).rc == 0
     old = load(store)["airflow_jwt_secret"]
     started = int(time.time())
-    result = run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_jwt_secret"]))
+    result = run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_jwt_secret"]), verbose=True)
     assert result.rc == 0, result.output
     during = load(store)
     new = during["airflow_jwt_secret"]
