@@ -22,12 +22,18 @@ def validator_source():
     raise AssertionError("no VALIDATOR in _dag_repo.py")
 
 
-def validate(tmp_path, files):
-    repo = tmp_path / "repo"
+def write(repo, files):
     for name, text in files.items():
         path = repo / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
+    return repo
+
+
+def validate(tmp_path, files=None):
+    repo = tmp_path / "repo"
+    if files is not None:
+        write(repo, files)
     script = tmp_path / "qubinode_validate.py"
     source = validator_source()
     # Its refusal to run as root (what the sandbox guarantees, tested with the sandbox) is left out here: the
@@ -107,3 +113,52 @@ def test_a_syntax_error_is_the_parse_finding_only(tmp_path):
     result = validate(tmp_path, {"qa_broken.py": "def broken(:\n    pass\n"})
     assert result == {"dags": {}, "errors": {"qa_broken.py": ["syntax", "SyntaxError: invalid syntax (line 1)"]},
                       "lint": []}
+
+
+AIRFLOW2_FIXABLE = """
+from datetime import datetime
+from airflow import DAG
+from airflow.operators.bash import BashOperator
+
+with DAG("qa_airflow2_fixable", schedule_interval="@daily", start_date=datetime(2024, 1, 1), catchup=False) as dag:
+    BashOperator(task_id="hello", bash_command="echo hello")
+"""
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+def test_an_airflow2_repository_gets_a_migration_patch_that_applies_and_then_validates(tmp_path):
+    repo = write(tmp_path / "repo", {"dags/qa_airflow2_fixable.py": AIRFLOW2_FIXABLE, "dags/qa_airflow2.py": AIRFLOW2_DAG})
+    (repo / "dags" / "outside.py").symlink_to("/etc/hostname")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=qa", "-c", "user.email=qa@example.invalid", "commit", "-qm", "Airflow 2")
+    patch = tmp_path / "airflow3.patch"
+    proc = subprocess.run([sys.executable, "-m", "airflow", "dag-repos", "migration-patch", str(repo), "--output",
+                           str(patch)], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 file(s) changed, 1 finding(s) to fix by hand" in proc.stderr
+    assert git(repo, "status", "--porcelain") == "", "the checkout is never written to"
+    text = patch.read_text()
+    assert "  dags/qa_airflow2.py:6:" in text and "AIR301 `airflow.utils.dates.days_ago` is removed in Airflow 3.0" in text
+    assert "Links left out (not followed):\n  dags/outside.py" in text
+    git(repo, "apply", "--check", str(patch))
+    git(repo, "apply", str(patch))
+    assert 'schedule="@daily"' in (repo / "dags" / "qa_airflow2_fixable.py").read_text()
+    # What ruff cannot fix, by hand, as the header says; then the repository validates without a finding.
+    legacy = repo / "dags" / "qa_airflow2.py"
+    legacy.write_text(legacy.read_text().replace("from airflow.utils.dates import days_ago\n", "import pendulum\n")
+                      .replace("days_ago(1)", 'pendulum.datetime(2024, 1, 1, tz="UTC")'))
+    (repo / "dags" / "outside.py").unlink()
+    result = validate(tmp_path)
+    assert result == {"dags": {"qa_airflow2": "dags/qa_airflow2.py", "qa_airflow2_fixable": "dags/qa_airflow2_fixable.py"},
+                      "errors": {}, "lint": []}
+
+
+def test_a_migration_patch_of_a_path_that_is_not_a_directory_is_a_clear_error(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "airflow", "dag-repos", "migration-patch", str(tmp_path / "nowhere")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2
+    assert "nowhere is not a directory: give the path of a checkout of the repository" in proc.stderr
