@@ -203,15 +203,24 @@ class Git:
         self.run(["--git-dir", mirror, "fetch", "--quiet", "--prune", "--no-recurse-submodules", "--", self.url,
                   "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], what="git fetch")
 
-    def export(self, mirror, commit, subdir, dest):
-        """The tree of `commit` (only `subdir`, already checked) as plain files in dest."""
+    def has_tree(self, mirror, commit, path):
+        """Whether `path` (already checked) is a directory of the repository at `commit`."""
+        if not path or not SHA_RE.match(commit):
+            return False
+        rc, out, _err = self.module.run_command(["git", "--git-dir", mirror, "cat-file", "-t", "--end-of-options",
+                                                 "%s:%s" % (commit, path)], cwd=self._tmp, environ_update=self.env)
+        return rc == 0 and out.strip() == "tree"
+
+    def export(self, mirror, commit, subdir, dest, extra=()):
+        """The tree of `commit` (only `subdir` and the directories `extra`, already checked) as plain files in
+        dest."""
         if not SHA_RE.match(commit) or self.run(["--git-dir", mirror, "cat-file", "-e", "--end-of-options",
                                                  commit + "^{commit}"], check=False) != 0:
             raise RepoError("commit %s is not in %s" % (commit, self.url))
         archive = os.path.join(self._tmp, "tree.tar")
         args = ["--git-dir", mirror, "archive", "--format=tar", "-o", archive, "--end-of-options", commit]
         if subdir:
-            args.append(":(literal)%s" % subdir)
+            args += [":(literal)%s" % path for path in (subdir,) + tuple(extra)]
         self.run(args, what="git archive (is subdir %r a directory of the repository at %s?)" % (subdir, commit[:12]))
         os.makedirs(dest, 0o700)
         rc, _out, err = self.module.run_command(["tar", "--no-same-owner", "--no-same-permissions", "-xf", archive,
@@ -315,6 +324,8 @@ def scan_secrets(root):
 VALIDATOR = r'''
 import ast, json, os, sys
 root = sys.argv[1]
+# The repository's tests and the root they run from (empty: none).
+tests, tests_root = (sys.argv[2], sys.argv[3]) if len(sys.argv) > 3 else ("", "")
 # Before any of the repository's code runs: the sandbox must really hide what it promises to.
 if os.getuid() == 0 or os.geteuid() == 0:
     print("QUBINODE-SANDBOX-BREACH uid 0", flush=True)
@@ -370,6 +381,23 @@ if ruff and bag is not None:
                 continue  # what ruff cannot parse is the parse's finding already
             lint.append([os.path.relpath(f["filename"], root), f["location"]["row"], f["code"], f["message"],
                          (f.get("fix") or {}).get("message") or ""])
+# The repository's own tests (pytest), once the parse found nothing: from the repository's root, against the
+# read-only copy, with no cache written; a failure refuses the commit with pytest's summary.
+if tests and not errors:
+    import subprocess
+    where = os.path.relpath(tests, tests_root)
+    try:
+        import pytest  # noqa: F401 - only whether it is there
+    except ImportError:
+        errors[where] = ["tests", "pytest is not installed in the Airflow virtualenv, so the repository's tests "
+                                  "cannot run: converge the airflow role (it installs it), or set test_dir to ''"]
+    else:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no",
+                               "--", tests], cwd=tests_root, capture_output=True, text=True)
+        if proc.returncode not in (0, 5):  # 5: no test collected
+            lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
+            errors[where] = ["tests", "the repository's tests failed (pytest exit %d): %s"
+                             % (proc.returncode, " | ".join(lines[-12:]) or proc.stderr.strip()[-800:])]
 print("QUBINODE-VALIDATION " + json.dumps({"dags": dags, "errors": errors, "lint": lint}), flush=True)
 '''
 # Where the sandbox sees the staging copy, read-only.
@@ -407,11 +435,15 @@ class Sandbox:
         return pw.pw_uid, pw.pw_gid
 
 
-def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name):
+def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, tests=None, tests_root=None):
     """argv that runs the validator over the staging copy: a transient systemd unit (native) or a
-    throw-away container (podman runtime), as the sandbox user, with no secret reachable."""
+    throw-away container (podman runtime), as the sandbox user, with no secret reachable. `tests` (a
+    directory of the copy, run from `tests_root`) holds the repository's tests."""
     inner_tree = SANDBOX_STAGE + "/" + os.path.relpath(tree, stage)
     inner_script = SANDBOX_STAGE + "/qubinode_validate.py"
+    args = [inner_tree]
+    if tests:
+        args += [SANDBOX_STAGE + "/" + os.path.relpath(tests, stage), SANDBOX_STAGE + "/" + os.path.relpath(tests_root, stage)]
     env = dict(HOME="/tmp", AIRFLOW_HOME="/tmp/airflow", PYTHONDONTWRITEBYTECODE="1",
                AIRFLOW__CORE__LOAD_EXAMPLES="False", LC_ALL="C.UTF-8",
                QUBINODE_SECRET_PATHS=":".join(p for p in sandbox.secret_paths if ":" not in p))
@@ -427,7 +459,7 @@ def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name):
                 "--volume", "%s:%s:ro" % (stage, SANDBOX_STAGE), "--workdir", "/tmp"]
         for key in sorted(env):
             argv += ["--env", "%s=%s" % (key, env[key])]
-        return argv + ["--entrypoint", "python", runtime["image"], inner_script, inner_tree]
+        return argv + ["--entrypoint", "python", runtime["image"], inner_script] + args
     props = ["User=%d" % uid, "Group=%d" % gid, "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
              "PrivateDevices=yes", "NoNewPrivileges=yes", "ProtectKernelTunables=yes", "ProtectControlGroups=yes",
              "ProtectKernelModules=yes", "RestrictSUIDSGID=yes", "LockPersonality=yes", "UMask=0077",
@@ -444,13 +476,14 @@ def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name):
             "--wait", "--pipe", "--collect", "--quiet", "--service-type=exec"]
     for prop in props:
         argv += ["-p", prop]
-    return argv + ["--", python, inner_script, inner_tree]
+    return argv + ["--", python, inner_script] + args
 
 
-def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir):
-    """Parse `tree` (inside the root-only `stage`) with Airflow in the sandbox; returns
-    (dags {id: file}, report [..]). The repository's code never runs as root or as the Airflow user,
-    and its processes do not outlive the validation."""
+def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir, tests=None, tests_root=None):
+    """Parse `tree` (inside the root-only `stage`) with Airflow in the sandbox, then run the tests in
+    `tests` (from `tests_root`) if given; returns (dags {id: file}, report [..], deprecations [..]). The
+    repository's code never runs as root or as the Airflow user, and its processes do not outlive the
+    validation."""
     uid, gid = sandbox.account(airflow_user)
     script = os.path.join(stage, "qubinode_validate.py")
     fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
@@ -465,7 +498,7 @@ def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir
                 os.chmod(entry, stat.S_IMODE(st.st_mode) | (0o755 if stat.S_ISDIR(st.st_mode) else 0o644))
     name = "qubinode-validate-%d-%s" % (os.getpid(), os.path.basename(stage).replace("staging-", "")[-8:])
     name = re.sub(r"[^A-Za-z0-9_-]", "x", name)
-    argv = sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name)
+    argv = sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, tests, tests_root)
     started = time.monotonic()
     rc, out, err = module.run_command(argv, cwd="/")
     took = time.monotonic() - started

@@ -74,6 +74,15 @@ options:
   subdir:
     description: Directory of the repository that holds the DAGs, relative, without C(..); a symbolic link is not followed.
     type: str
+  test_dir:
+    description:
+      - Directory of the repository, relative to its root, that holds its tests. When a commit has it, the tests
+        run with pytest in the validation sandbox, from the repository's root, against the staged copy (read-only,
+        no metadata database, no network unless O(validation_network)), once Airflow's parse found nothing; a
+        failure refuses the commit with pytest's summary.
+      - An empty string runs no tests.
+    type: str
+    default: tests
   refresh_interval:
     description: Seconds between Airflow's own checks of the bundle (C(refresh_interval) of the bundle).
     type: int
@@ -308,6 +317,7 @@ class DagRepo:
         self.api = AirflowAPI(self.p)
         self.name = self.p["name"]
         self.subdir = None
+        self.test_dir = None
         self.result = dict(changed=False, restarted=[])
 
     def fingerprint_path(self):
@@ -363,7 +373,8 @@ class DagRepo:
         git.fetch(mirror)
         stage = tempfile.mkdtemp(prefix="staging-", dir=p["work_dir"])
         try:
-            tree = git.export(mirror, commit, self.subdir, os.path.join(stage, "tree"))
+            tests = self.test_dir if p["validate"] and git.has_tree(mirror, commit, self.test_dir) else None
+            tree = git.export(mirror, commit, self.subdir, os.path.join(stage, "tree"), extra=(tests,) if tests else ())
             report = scan_secrets(tree) if p["secret_scan"] else []
             dags = {}
             # A link out of the tree would be read by Airflow's parse (a device, a host file): not parsed.
@@ -375,7 +386,8 @@ class DagRepo:
                                           "/root", "/home"))
                 dags, import_report, deprecations = validate_tree(
                     self.module, os.path.join(p["airflow_venv"], "bin", "python"), sandbox, p["airflow_user"], stage,
-                    tree, p["airflow_config_dir"])
+                    tree, p["airflow_config_dir"], tests=os.path.join(stage, "tree", tests) if tests else None,
+                    tests_root=os.path.join(stage, "tree"))
                 report += import_report
                 report += self.duplicates(dags)
                 self.result["deprecated_apis"] = deprecations
@@ -501,6 +513,7 @@ class DagRepo:
                 check_commit(p["commit"])
             check_ref(p["ref"])
             self.subdir = check_subdir(p["subdir"])
+            self.test_dir = check_subdir(p["test_dir"], field="test_dir")
             if p["state"] == "present":
                 if not p["url"]:
                     raise InputError("url is required with state=present, for example "
@@ -529,6 +542,7 @@ def main():
         ref=dict(type="str", default="main"),
         commit=dict(type="str"),
         subdir=dict(type="str"),
+        test_dir=dict(type="str", default="tests"),
         refresh_interval=dict(type="int", default=300),
         pin=dict(type="bool", default=True),
         username=dict(type="str", default="x-access-token"),

@@ -30,10 +30,14 @@ def write(repo, files):
     return repo
 
 
-def validate(tmp_path, files=None):
+def validate(tmp_path, files=None, subdir=None, tests=None):
+    """The validator's result for tmp_path/repo (its `subdir`), with the tests in `tests` (relative to the
+    repository) as the module passes them."""
     repo = tmp_path / "repo"
     if files is not None:
         write(repo, files)
+    tree = repo / subdir if subdir else repo
+    extra = [str(repo / tests), str(repo)] if tests else []
     script = tmp_path / "qubinode_validate.py"
     source = validator_source()
     # Its refusal to run as root (what the sandbox guarantees, tested with the sandbox) is left out here: the
@@ -43,7 +47,7 @@ def validate(tmp_path, files=None):
     script.write_text(source.replace(refusal, "if False:"))
     env = {"HOME": "/tmp", "AIRFLOW_HOME": str(tmp_path / "airflow"), "PYTHONDONTWRITEBYTECODE": "1",
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "LC_ALL": "C.UTF-8", "PATH": os.environ.get("PATH", "")}
-    proc = subprocess.run([sys.executable, str(script), str(repo)], env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, str(script), str(tree)] + extra, env=env, capture_output=True, text=True,
                           timeout=300, cwd="/tmp", check=False)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("QUBINODE-VALIDATION ")]
     assert line, "the validator did not finish (rc %s): %s" % (proc.returncode, proc.stderr[-2000:])
@@ -162,3 +166,45 @@ def test_a_migration_patch_of_a_path_that_is_not_a_directory_is_a_clear_error(tm
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 2
     assert "nowhere is not a directory: give the path of a checkout of the repository" in proc.stderr
+
+
+TESTS = """
+import os
+import sys
+
+from airflow.dag_processing.dagbag import DagBag
+
+sys.path.append(os.path.join(os.getcwd(), "dags"))  # the DAGs' own modules, as Airflow's parse has them
+
+
+def test_the_dags_load():
+    bag = DagBag(dag_folder=os.path.join(os.getcwd(), "dags"), bundle_path=os.path.join(os.getcwd(), "dags"))
+    assert bag.import_errors == {}
+    assert "qa_paths" in bag.dags
+
+
+def test_qa_paths_has_one_task():
+    bag = DagBag(dag_folder=os.path.join(os.getcwd(), "dags"), bundle_path=os.path.join(os.getcwd(), "dags"))
+    assert len(bag.dags["qa_paths"].tasks) == EXPECTED
+"""
+
+
+def test_the_repository_tests_run_against_the_copy_and_a_failure_is_a_finding(tmp_path):
+    files = {"dags/qa_paths.py": DAG, "dags/helpers.py": "TASK_ID = 'e'\n"}
+    passing = validate(tmp_path / "pass", {**files, "tests/test_dags.py": TESTS.replace("EXPECTED", "1")},
+                       subdir="dags", tests="tests")
+    assert passing == {"dags": {"qa_paths": "qa_paths.py"}, "errors": {}, "lint": []}
+    failing = validate(tmp_path / "fail", {**files, "tests/test_dags.py": TESTS.replace("EXPECTED", "2")},
+                       subdir="dags", tests="tests")
+    assert failing["dags"] == {"qa_paths": "qa_paths.py"}
+    kind, message = failing["errors"]["tests"]
+    assert kind == "tests"
+    assert "the repository's tests failed (pytest exit 1)" in message
+    assert "FAILED tests/test_dags.py::test_qa_paths_has_one_task" in message and "1 failed, 1 passed" in message
+    assert not list((tmp_path / "fail" / "repo").rglob("__pycache__")) and not list((tmp_path / "fail").rglob(".pytest_cache"))
+
+
+def test_tests_do_not_run_when_the_parse_already_failed(tmp_path):
+    result = validate(tmp_path, {"dags/qa_broken.py": "def broken(:\n", "tests/test_x.py": "def test_x():\n    assert False\n"},
+                      subdir="dags", tests="tests")
+    assert list(result["errors"]) == ["qa_broken.py"], result

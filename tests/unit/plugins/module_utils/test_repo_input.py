@@ -165,6 +165,20 @@ def test_the_native_sandbox_hides_secrets_and_bounds_time_memory_and_processes(t
     assert "PrivateNetwork=yes" not in props(networked)
 
 
+def test_the_repository_tests_run_in_the_same_sandbox_from_the_staged_copy(tmp_path):
+    argv = dr.sandbox_command(dr.Sandbox("v", 60), "/p", "/w/s", "/w/s/tree/dags", str(tmp_path), 991, 991, "t",
+                              tests="/w/s/tree/tests", tests_root="/w/s/tree")
+    assert argv[-5:] == ["/p", dr.SANDBOX_STAGE + "/qubinode_validate.py", dr.SANDBOX_STAGE + "/tree/dags",
+                         dr.SANDBOX_STAGE + "/tree/tests", dr.SANDBOX_STAGE + "/tree"]
+    assert "PrivateNetwork=yes" in props(argv)
+
+
+@pytest.mark.parametrize("value", ["../tests", "/tests", "-tests", "tests/../../x", "te*sts"])
+def test_a_hostile_test_dir_is_refused_naming_the_field(value):
+    with pytest.raises(ri.InputError, match="test_dir"):
+        ri.check_subdir(value, field="test_dir")
+
+
 def test_the_podman_sandbox_mounts_no_secret(tmp_path):
     (tmp_path / "runtime.json").write_text(json.dumps(dict(
         runtime="podman", image="localhost/qubinode-airflow:x", user="990:990",
