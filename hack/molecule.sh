@@ -22,6 +22,16 @@ for s in "${scenarios[@]}"; do
   fi
 done
 
+# The test site's backup key pair: scenarios encrypt the secrets store to its certificate and restore
+# with its key, which never goes to a test host's disk (the site keeps it in a vault).
+site="$QA_CACHE/backup-site"
+if [ ! -s "$site/key.pem" ]; then
+  mkdir -p -m 0700 "$site"
+  openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj /CN=qubinode-airflow-test-backup \
+    -keyout "$site/key.pem" -out "$site/cert.pem" 2>/dev/null
+fi
+export QA_BACKUP_CERT="$site/cert.pem" QA_BACKUP_KEY="$site/key.pem"
+
 logs="$QA_CACHE/logs"
 mkdir -p "$logs"
 declare -A pids
