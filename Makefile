@@ -65,7 +65,7 @@ molecule-podman: ## One host switched from the native runtime to containers (pod
 build: ## Build the collection tarball
 	@$(RUN) ansible-galaxy collection build --force --output-path .cache/dist
 
-bench: bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side bench-runtime ## Print every benchmark's figures
+bench: bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side bench-runtime bench-backup ## Print every benchmark's figures
 
 bench-backbone: bootstrap ## make up times, second converge time, idle RSS
 	@$(HACK)/bench-backbone.sh
@@ -84,6 +84,9 @@ bench-airflow-side: bootstrap ## git push -> DAG served via the webhook (p50/p95
 
 bench-runtime: bootstrap ## podman vs native: fresh converge time, switch time, idle RSS
 	@$(HACK)/bench-runtime.sh
+
+bench-backup: bootstrap ## backup.yml and restore.yml with 10,000 task instances vs pg_dump/pg_restore by hand; set size
+	@$(HACK)/bench-backup.sh
 
 clean: down ## Remove caches and the project virtualenv
 	rm -rf .cache .venv .ansible tests/output
