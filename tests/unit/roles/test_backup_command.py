@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-COMMAND = Path(__file__).resolve().parents[3] / "roles" / "backup" / "files" / "qubinode-airflow-backup"
+COMMAND = Path(__file__).resolve().parents[3] / "roles" / "backup" / "files" / "qubinode_airflow_backup.py"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the command runs as root and checks root ownership")
 
@@ -50,7 +50,7 @@ def config(tmp_path, site, **extra):
 
 
 def run(path):
-    return subprocess.run([str(COMMAND), str(path)], capture_output=True, text=True, check=False)
+    return subprocess.run(["python3", "-I", str(COMMAND), str(path)], capture_output=True, text=True, check=False)
 
 
 def test_a_set_holds_the_store_encrypted_to_the_certificate_and_opens_with_its_key(tmp_path, site):
@@ -120,8 +120,8 @@ def test_pruning_keeps_the_newest_set_of_the_last_days_and_weeks(tmp_path):
     (tmp_path / "not-a-set").mkdir()
     removed = module.prune(str(tmp_path), keep_daily=2, keep_weekly=2)
     # Days: 12-01 (its newest set) and 11-30; weeks: 2026-W49 (12-01) and W48 (11-29, the newest of that week).
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["20261129T020000Z", "20261130T020000Z",
-                                                         "20261201T020000Z", "not-a-set"]
+    kept = ["20261129T020000Z", "20261130T020000Z", "20261201T020000Z", "not-a-set"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == kept
     assert removed == [".partial-20261128T020000Z", "20261115T020000Z", "20261122T020000Z", "20261201T010000Z"]
 
 

@@ -1,5 +1,5 @@
-#!/usr/bin/python3
-# Managed by Ansible (qubinode.airflow.backup).
+# Managed by Ansible (qubinode.airflow.backup). Run by qubinode-airflow-backup.service:
+#   python3 -I backup.py /etc/qubinode-airflow/backup.json
 """Take one backup set of what this host holds, prune old sets and record the result.
 
 A set is a directory named after its UTC time in the backup directory:
