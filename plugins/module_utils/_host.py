@@ -82,6 +82,27 @@ def airflow_python(venv, run_as, config_dir=CONFIG_DIR, env=None, mounts=()):
     return argv, env
 
 
+PROC = "/proc"
+BUSY_WORKER = b"airflow worker -- LocalExecutor"
+
+
+def scheduler_busy(proc=None):
+    """Whether a scheduler on this host runs task instances now: one of its LocalExecutor workers (their
+    process titles, also those of a container's) is not idle."""
+    proc = proc or PROC
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, pid, "cmdline"), "rb") as f:
+                title = f.read().replace(b"\0", b" ").strip()
+        except OSError:
+            continue
+        if title.startswith(BUSY_WORKER) and b"<idle>" not in title:
+            return True
+    return False
+
+
 def restart_with_cleanup(module, units, paths, error, config_dir=CONFIG_DIR, owner=None):
     """Stop `units`, remove `paths`, start `units` again, as one transient systemd service.
 
@@ -92,21 +113,38 @@ def restart_with_cleanup(module, units, paths, error, config_dir=CONFIG_DIR, own
     systemd finishes it even if the caller dies half-way: an Airflow task that registers a
     repository through this collection restarts the scheduler it runs under, which ends the task,
     its ansible-playbook and, over SSH, this module. Run from the module itself, the units would
-    stay stopped."""
+    stay stopped.
+
+    A scheduler stops only once the task instances it runs have finished (airflow_drain_timeout), and
+    the caller may be one of them: while it runs any, it restarts on its own, after the others and
+    without being waited for, so that the caller can end and the scheduler's drain with it."""
+    units = list(units)
+    later = []
+    if "airflow-scheduler" in units and scheduler_busy():
+        units.remove("airflow-scheduler")
+        later = ["airflow-scheduler"]
     remove = ["rm", "-rf", "--"] + list(paths)
     if owner and os.geteuid() == 0:
         remove = ["runuser", "-u", owner, "--"] + remove
+    manager = service_manager(config_dir)
+    name = "qubinode-airflow-restart-%d" % os.getpid()
     if not units:
         if paths:
             module.run_command(remove)
-        return
-    clean = "%s; " % " ".join(shlex.quote(a) for a in remove) if paths else ""
-    manager = service_manager(config_dir)
-    script = "%s stop %s; %s%s start %s" % (manager, " ".join(units), clean, manager, " ".join(units))
-    name = "qubinode-airflow-restart-%d" % os.getpid()
-    rc, _o, err = module.run_command(
-        ["systemd-run", "--unit", name, "--description", "qubinode.airflow: restart after a DAG bundle change",
-         "--collect", "--wait", "--quiet", "--", "/bin/sh", "-c", script])
-    if rc != 0:
-        raise error("restarting %s failed (%s); see journalctl -u %s.service"
-                    % (" ".join(units), err.strip() or "exit %d" % rc, name))
+    else:
+        clean = "%s; " % " ".join(shlex.quote(a) for a in remove) if paths else ""
+        script = "%s stop %s; %s%s start %s" % (manager, " ".join(units), clean, manager, " ".join(units))
+        rc, _o, err = module.run_command(
+            ["systemd-run", "--unit", name, "--description", "qubinode.airflow: restart after a DAG bundle change",
+             "--collect", "--wait", "--quiet", "--", "/bin/sh", "-c", script])
+        if rc != 0:
+            raise error("restarting %s failed (%s); see journalctl -u %s.service"
+                        % (" ".join(units), err.strip() or "exit %d" % rc, name))
+    if later:
+        rc, _o, err = module.run_command(
+            ["systemd-run", "--unit", name + "-scheduler", "--description",
+             "qubinode.airflow: restart the scheduler after a DAG bundle change, once its running tasks end",
+             "--collect", "--quiet", "--", manager, "restart"] + later)
+        if rc != 0:
+            raise error("restarting %s failed (%s); see journalctl -u %s-scheduler.service"
+                        % (" ".join(later), err.strip() or "exit %d" % rc, name))

@@ -329,6 +329,9 @@ def confdir(tmp_path, monkeypatch):
         if unit != "airflow-temporal-worker":
             (units / ("%s.service" % unit)).write_text("")
     monkeypatch.setattr(host, "UNIT_DIR", str(units))
+    # No scheduler of this machine's (a test host's, say) counts as this host's.
+    (tmp_path / "no-processes").mkdir()
+    monkeypatch.setattr(host, "PROC", str(tmp_path / "no-processes"))
     Runner.systemctl, Runner.podman, Runner.fail = [], [], None
     Runner.fakebin = str(tmp_path / "bin")
     os.mkdir(Runner.fakebin)
@@ -366,6 +369,35 @@ def test_a_new_pin_restarts_the_dag_processor_only_and_drops_its_stale_clone(con
     assert changed and restarted == ["airflow-dag-processor"]
     assert not stale.exists() and (confdir / "bundles" / "platform" / "versions").exists()
     assert Runner.systemctl[-2:] == [["stop", "airflow-dag-processor"], ["start", "airflow-dag-processor"]]
+
+
+def fake_proc(tmp_path, *titles):
+    proc = tmp_path / "proc"
+    for pid, title in enumerate(titles, start=100):
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "cmdline").write_bytes(title.replace(b" ", b"\0"))
+    (proc / "self").mkdir()
+    return str(proc)
+
+
+def test_a_busy_scheduler_restarts_on_its_own_after_the_others_without_being_waited_for(confdir, monkeypatch):
+    """The task that registers a repository runs under the scheduler, which waits for it before it stops:
+    waiting for that stop would hold the task, and the task the stop, until the drain times out."""
+    monkeypatch.setattr(host, "PROC", fake_proc(confdir, b"airflow scheduler",
+                                                b"airflow worker -- LocalExecutor: <idle>",
+                                                b"airflow worker -- LocalExecutor: qubinode_dag_repo_register/register"))
+    _c, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, False)
+    assert set(restarted) == CORE_UNITS
+    others = sorted(CORE_UNITS - {"airflow-scheduler"})
+    assert [sorted(c[1:]) for c in Runner.systemctl[:2]] == [others, others]
+    assert [c[0] for c in Runner.systemctl[:2]] == ["stop", "start"]
+    assert Runner.systemctl[2:] == [["restart", "airflow-scheduler"]]
+
+
+def test_an_idle_scheduler_restarts_with_the_others(confdir, monkeypatch):
+    monkeypatch.setattr(host, "PROC", fake_proc(confdir, b"airflow scheduler", b"airflow worker -- LocalExecutor: <idle>"))
+    dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, False)
+    assert [(c[0], sorted(c[1:])) for c in Runner.systemctl] == [("stop", sorted(CORE_UNITS)), ("start", sorted(CORE_UNITS))]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
