@@ -6,10 +6,10 @@ ansible-playbook or AWX. Trigger with a conf such as
 {"name": "team_a", "url": "https://git.example.com/team-a/dags.git", "ref": "main", "subdir": "dags"}.
 
 Adding a NEW repository restarts every Airflow service of the hosts (they read the bundle list at
-start), including the scheduler that runs this task. systemd completes that restart on its own,
-whatever happens to the task; the task is then run again, and its second run finds the repository
-registered and served (changed=0). A new commit of a registered repository restarts only the
-dag-processor.
+start), including the scheduler that runs this task. The scheduler's restart is left to systemd and
+waits until the task instances it runs, this one included, have ended, so the task ends normally;
+should it be killed anyway (a restart by other means), its retry finds the repository registered and
+served (changed=0). A new commit of a registered repository restarts only the dag-processor.
 
 The connection `qubinode_stack` (type qubinode_ansible) holds the stack's inventory, SSH user and key.
 Repositories that need credentials take them from Ansible Vault (`qubinode_vault`) through the
