@@ -33,7 +33,7 @@ import time
 
 from ansible_collections.qubinode.airflow.plugins.module_utils._api import AirflowAPIError
 from ansible_collections.qubinode.airflow.plugins.module_utils._host import (
-    AIRFLOW_UNITS, installed_units, read_runtime, restart_with_cleanup)
+    AIRFLOW_UNITS, deferred, installed_units, read_runtime, restart_with_cleanup)
 from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input import (
     SHA_RE, InputError, check_registry)
 
@@ -694,13 +694,17 @@ def apply_to_host(module, registry, config_dir, airflow_user, check_mode):
 
 
 def wait_healthy(api, timeout):
-    """After an api-server restart: wait until the API answers and reports healthy."""
+    """After an api-server restart: wait until the API answers and reports healthy. A scheduler whose
+    restart was left to run on its own (it drains the tasks it runs, the caller perhaps among them) is
+    not waited for."""
     deadline = time.time() + timeout
     last = None
+    skip = set(["scheduler"]) if "airflow-scheduler" in deferred else set()
     while time.time() < deadline:
         try:
             health = api.request("GET", "monitor/health")
-            if all((v or {}).get("status") in ("healthy", None) for v in health.values() if isinstance(v, dict)):
+            if all((v or {}).get("status") in ("healthy", None) for k, v in health.items()
+                   if isinstance(v, dict) and k not in skip):
                 return
         except AirflowAPIError as e:
             last = e.msg

@@ -84,6 +84,8 @@ def airflow_python(venv, run_as, config_dir=CONFIG_DIR, env=None, mounts=()):
 
 PROC = "/proc"
 BUSY_WORKER = b"airflow worker -- LocalExecutor"
+# Units this run of a module restarts on their own, unwaited (see restart_with_cleanup).
+deferred = set()
 
 
 def scheduler_busy(proc=None):
@@ -123,6 +125,7 @@ def restart_with_cleanup(module, units, paths, error, config_dir=CONFIG_DIR, own
     if "airflow-scheduler" in units and scheduler_busy():
         units.remove("airflow-scheduler")
         later = ["airflow-scheduler"]
+        deferred.update(later)
     remove = ["rm", "-rf", "--"] + list(paths)
     if owner and os.geteuid() == 0:
         remove = ["runuser", "-u", owner, "--"] + remove

@@ -332,6 +332,7 @@ def confdir(tmp_path, monkeypatch):
     # No scheduler of this machine's (a test host's, say) counts as this host's.
     (tmp_path / "no-processes").mkdir()
     monkeypatch.setattr(host, "PROC", str(tmp_path / "no-processes"))
+    host.deferred.clear()
     Runner.systemctl, Runner.podman, Runner.fail = [], [], None
     Runner.fakebin = str(tmp_path / "bin")
     os.mkdir(Runner.fakebin)
@@ -392,6 +393,23 @@ def test_a_busy_scheduler_restarts_on_its_own_after_the_others_without_being_wai
     assert [sorted(c[1:]) for c in Runner.systemctl[:2]] == [others, others]
     assert [c[0] for c in Runner.systemctl[:2]] == ["stop", "start"]
     assert Runner.systemctl[2:] == [["restart", "airflow-scheduler"]]
+    # Then the API is waited for without the draining scheduler's health (which waits for the caller).
+    dr.wait_healthy(Health({"metadatabase": {"status": "healthy"}, "scheduler": {"status": "unhealthy"},
+                            "dag_processor": {"status": "healthy"}}), timeout=5)
+
+
+class Health:
+    def __init__(self, answer):
+        self.answer = answer
+
+    def request(self, method, path):
+        assert (method, path) == ("GET", "monitor/health")
+        return self.answer
+
+
+def test_without_a_deferred_restart_an_unhealthy_scheduler_is_waited_for(confdir):
+    with pytest.raises(dr.RepoError, match="did not come back within 3s"):
+        dr.wait_healthy(Health({"metadatabase": {"status": "healthy"}, "scheduler": {"status": "unhealthy"}}), timeout=3)
 
 
 def test_an_idle_scheduler_restarts_with_the_others(confdir, monkeypatch):
