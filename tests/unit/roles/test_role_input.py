@@ -88,3 +88,75 @@ def test_other_airflow_version_needs_constraints(run_playbook, tmp_path):
     result = run_playbook(PLAY.format(role="airflow", store=tmp_path / "s.yml"), "-e", "airflow_version=3.4.0")
     assert result.rc != 0
     assert "airflow_version 3.4.0 has no constraints set shipped" in result.output
+
+
+BACKUP_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  vars:
+    backup_secrets_store_path: {store}
+    backup_status_file: {tmp}/status.json
+  roles:
+    - role: qubinode.airflow.backup
+"""
+
+
+@pytest.mark.parametrize(("var", "value", "says"), [
+    ("backup_dir", "backups", "backup_dir (backups) must be a normalized absolute path of its own"),
+    ("backup_dir", "/var/backups/x/../../../etc", "backup_dir (/var/backups/x/../../../etc) must be"),
+    ("backup_dir", "/etc", "backup_dir (/etc) must be"),
+    ("backup_dir", "/", "backup_dir (/) must be"),
+    # a second line would add a directive (an ExecStartPre=) to the timer's unit
+    ("backup_schedule", "daily\n[Service]\nExecStartPre=/bin/sh -c id", "backup_schedule must be one systemd"),
+    ("backup_schedule", "daily\rExecStartPre=/bin/true", "backup_schedule must be one systemd"),
+    ("backup_keep_daily", 0, "backup_keep_daily must be at least 1"),
+    ("backup_secrets_certificate", "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+     "backup_secrets_certificate must be empty or the PEM of an X.509 certificate"),
+])
+def test_bad_backup_settings_are_refused_naming_the_variable_before_any_change(run_playbook, tmp_path, var,
+                                                                               value, says):
+    result = run_playbook(BACKUP_PLAY.format(store=tmp_path / "s.yml", tmp=tmp_path), "-e", json.dumps({var: value}))
+    assert result.rc != 0
+    assert says in result.output
+    assert result.changed == 0
+    assert list(tmp_path.iterdir()) == [tmp_path / "play.yml"]
+
+
+RESTORE_PLAY = """
+- name: Restore
+  ansible.builtin.import_playbook: qubinode.airflow.restore
+"""
+
+
+@pytest.mark.parametrize(("extra", "says"), [
+    ({"restore_set": "../../etc"}, 'restore_set must be latest (the default) or the name of a set'),
+    ({"restore_set": "20261201T020000Z/../../x"}, 'restore_set must be latest (the default) or the name of a set'),
+    ({"restore_set": "latest\n"}, 'restore_set must be latest (the default) or the name of a set'),
+    ({"restore_force": "maybe"}, "restore_force must be true or false"),
+])
+def test_hostile_restore_vars_are_refused_before_any_change(run_playbook, tmp_path, extra, says):
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"airflow_core": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
+    extra = dict(extra, backup_dir=str(tmp_path / "backups"))
+    result = run_playbook(RESTORE_PLAY, "-i", str(inventory), "-e", json.dumps(extra))
+    assert result.rc != 0
+    assert says in result.output
+    assert result.changed == 0
+    assert not (tmp_path / "backups").exists()
+
+
+@pytest.mark.parametrize(("extra", "says"), [
+    ({"backup_copy_host": "nowhere"}, "backup_copy_host (nowhere) must be a host of the inventory"),
+    ({"backup_copy_host": "localhost", "backup_copy_dir": "/var/backups/../../etc"},
+     "backup_copy_dir (/var/backups/../../etc) must be a normalized absolute directory of its own"),
+    ({"backup_copy_host": "localhost", "backup_copy_dir": "/root"}, "backup_copy_dir (/root) must be"),
+    ({"backup_copy_host": "localhost", "backup_copy_keep": 0}, "backup_copy_keep must be at least 1"),
+])
+def test_bad_copy_settings_are_refused_before_a_backup_is_taken(run_playbook, tmp_path, extra, says):
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"airflow_core": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
+    result = run_playbook("- name: Back up\n  ansible.builtin.import_playbook: qubinode.airflow.backup\n",
+                          "-i", str(inventory), "-e", json.dumps(extra))
+    assert result.rc != 0
+    assert says in result.output
+    assert result.stats.get("ok", 0) == 0  # not even the look for the backup configuration ran
