@@ -241,6 +241,9 @@ class AnsibleHook(BaseHook):
                 "ANSIBLE_LOCAL_TEMP": os.path.join(workdir, "tmp"),
                 "ANSIBLE_NOCOLOR": "True",
                 "ANSIBLE_RETRY_FILES_ENABLED": "False",
+                # One SSH command per module run instead of three; a host whose sudoers sets requiretty needs
+                # envvars={"ANSIBLE_PIPELINING": "False"}.
+                "ANSIBLE_PIPELINING": "True",
             })
             env.update(envvars or {})
             runner = ansible_runner.run(
