@@ -4,7 +4,7 @@ SHELL := /bin/bash
 HACK := hack
 RUN := source $(HACK)/lib.sh &&
 
-.PHONY: help bootstrap image up down test unit core-matrix provider sanity lint docs docs-lint release-notes molecule molecule-default molecule-distributed molecule-podman build bench bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side bench-runtime clean
+.PHONY: help bootstrap image up down test unit core-matrix provider sanity lint docs docs-lint release-notes molecule molecule-default molecule-distributed molecule-podman build bench bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side bench-runtime bench-day2 clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t24
@@ -65,7 +65,7 @@ molecule-podman: ## One host switched from the native runtime to containers (pod
 build: ## Build the collection tarball
 	@$(RUN) ansible-galaxy collection build --force --output-path .cache/dist
 
-bench: bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side bench-runtime bench-backup ## Print every benchmark's figures
+bench: bench-backbone bench-registration bench-dag-repo bench-temporal bench-airflow-side bench-runtime bench-day2 ## Print every benchmark's figures
 
 bench-backbone: bootstrap ## make up times, second converge time, idle RSS
 	@$(HACK)/bench-backbone.sh
@@ -85,8 +85,8 @@ bench-airflow-side: bootstrap ## git push -> DAG served via the webhook (p50/p95
 bench-runtime: bootstrap ## podman vs native: fresh converge time, switch time, idle RSS
 	@$(HACK)/bench-runtime.sh
 
-bench-backup: bootstrap ## backup.yml and restore.yml with 10,000 task instances vs pg_dump/pg_restore by hand; set size
-	@$(HACK)/bench-backup.sh
+bench-day2: bootstrap ## Backup, restore (10,000 task instances) vs pg_dump/pg_restore by hand; upgrade and rollback downtime
+	@$(HACK)/bench-day2.sh
 
 clean: down ## Remove caches and the project virtualenv
 	rm -rf .cache .venv .ansible tests/output

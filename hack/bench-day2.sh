@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# Prints the backup and restore figures of a single-host stack whose metadata database holds
+# Prints the day-2 figures of a single-host stack on Airflow 3.3.1 whose metadata database holds
 # QA_BENCH_TIS (10000) task instances, measured in this run on this machine:
 #   - playbooks/backup.yml wall time, the backup command's own time, the set's size (and the dump's)
 #   - the same database dumped by hand with pg_dump -Fc (what a user would run without the collection)
 #   - playbooks/restore.yml wall time after the database is dropped (checks, restore, converge, health),
 #     and pg_restore of the same dump by hand
+#   - an upgrade to 3.3.2 whose migration fails (the fault of the upgrade test): the play's wall time and
+#     how long the API did not answer healthy before the rollback had 3.3.1 serving again
+#   - the upgrade to 3.3.2: wall time and API downtime, against a plain restart of the services (the
+#     least downtime any change of the virtualenv costs)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$QA_ROOT"
 tis=${QA_BENCH_TIS:-10000}
-name=qa-bench-backup
-net=qubinode-airflow-bench-backup
-log="$QA_CACHE/bench-backup.log"
-dir="$QA_CACHE/bench-backup"
+name=qa-bench-day2
+net=qubinode-airflow-bench-day2
+log="$QA_CACHE/bench-day2.log"
+dir="$QA_CACHE/bench-day2"
 inventory="$dir/inventory.yml"
 mkdir -p "$dir"; chmod 0700 "$dir"; : >"$log"
 
 if [ ! -s "$dir/key.pem" ]; then
-  openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj /CN=qubinode-airflow-bench-backup \
+  openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj /CN=qubinode-airflow-bench-day2 \
     -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>>"$log"
 fi
 
@@ -34,6 +38,9 @@ cat >"$inventory" <<INV
 all:
   vars:
     ansible_connection: containers.podman.podman
+    airflow_version: "3.3.1"
+    # the bench's DAG file is listed within 30 s instead of 300 s
+    airflow_config: {dag_processor: {refresh_interval: 30}}
     backup_secrets_certificate: "{{ lookup('ansible.builtin.file', '$dir/cert.pem') }}"
   children:
     airflow_db: {hosts: {$name: {}}}
@@ -41,14 +48,16 @@ all:
 INV
 
 on_host() { qa_sudo podman exec "$name" "$@"; }
-psql_airflow() { on_host runuser -u postgres -- psql -X -q -At -d airflow -v ON_ERROR_STOP=1 "$@"; }
+on_host_stdin() { qa_sudo podman exec -i "$name" "$@"; }
+psql_airflow() { on_host_stdin runuser -u postgres -- psql -X -q -At -d airflow -v ON_ERROR_STOP=1 "$@"; }
 play() { ANSIBLE_PIPELINING=true ansible-playbook -i "$inventory" "$@" >>"$log" 2>&1 || { echo "ansible-playbook $* failed; see $log" >&2; exit 1; }; }
+play_fails() { if ANSIBLE_PIPELINING=true ansible-playbook -i "$inventory" "$@" >>"$log" 2>&1; then echo "ansible-playbook $* did not fail; see $log" >&2; exit 1; fi; }
 secs() { local t0; t0=$(date +%s.%N); "$@"; awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}'; }
 
 play playbooks/site.yml
 
 # A DAG of 10 tasks run once for real, then its run and task instances copied in SQL up to $tis.
-on_host sh -c 'cat > /var/lib/airflow/dags/qa_bench.py' <<'PY'
+on_host_stdin sh -c 'cat > /var/lib/airflow/dags/qa_bench.py' <<'PY'
 import pendulum
 from airflow.sdk import dag, task
 
@@ -65,7 +74,10 @@ def qa_bench():
 qa_bench()
 PY
 on_host chown airflow:airflow /var/lib/airflow/dags/qa_bench.py
-on_host /usr/local/bin/airflow dags reserialize --bundle-name dags-folder >>"$log" 2>&1
+for _ in $(seq 60); do
+  on_host /usr/local/bin/airflow dags details qa_bench >>"$log" 2>&1 && break
+  sleep 5
+done
 on_host /usr/local/bin/airflow dags unpause qa_bench >>"$log" 2>&1
 on_host /usr/local/bin/airflow dags trigger qa_bench >>"$log" 2>&1
 for _ in $(seq 120); do
@@ -111,6 +123,59 @@ on_host systemctl stop airflow-api-server airflow-scheduler airflow-dag-processo
 on_host runuser -u postgres -- psql -X -q -c 'DROP DATABASE airflow WITH (FORCE)' >>"$log"
 restore_by_hand=$(secs on_host sh -c 'runuser -u postgres -- pg_restore --create --exit-on-error --dbname postgres < /root/by-hand.dump')
 
+# Upgrades. A poller in the host asks the API for its health every 0.5 s; the API's downtime is the time
+# between the first answer that is not a healthy one and the next healthy one.
+play playbooks/site.yml
+on_host_stdin sh -c 'cat > /root/poll.py' <<'PY'
+import json
+import time
+import urllib.request
+
+with open("/root/poll.log", "w") as log:
+    while True:
+        t = time.time()
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:8080/api/v2/monitor/health", timeout=2) as r:
+                h = json.load(r)
+            ok = all(h[c]["status"] == "healthy" for c in ("metadatabase", "scheduler"))
+        except Exception:
+            ok = False
+        log.write("%.2f %d\n" % (t, ok))
+        log.flush()
+        time.sleep(max(0.0, 0.5 - (time.time() - t)))
+PY
+downtime() {  # seconds the API was not healthy during "$@"
+  qa_sudo podman exec -d "$name" python3 /root/poll.py >/dev/null
+  sleep 2
+  "$@"
+  sleep 2
+  on_host pkill -f /root/poll.py || true
+  on_host cat /root/poll.log | awk '$2 == 0 && !down {down = $1} $2 == 1 && down {total += $1 - down; down = 0}
+                                    {last = $1} END {if (down) total += last - down; printf "%.1f", total}'
+}
+restart_all() { on_host systemctl restart airflow-api-server airflow-scheduler airflow-dag-processor airflow-triggerer; \
+                until on_host python3 -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:8080/api/v2/monitor/health", timeout=2)' 2>/dev/null; do sleep 0.5; done; }
+restart_down=$(downtime restart_all)
+
+on_host install -d -o root -g airflow -m 0755 /var/lib/airflow/config
+on_host_stdin sh -c 'cat > /var/lib/airflow/config/airflow_local_settings.py' <<'PY'
+import importlib.metadata
+import sys
+
+if sys.argv[1:2] == ["db"] and importlib.metadata.version("apache-airflow") == "3.3.2":
+    raise RuntimeError("bench: the database migration of this release fails")
+PY
+t0=$(date +%s.%N)
+failed_down=$(downtime play_fails playbooks/site.yml -e airflow_version=3.3.2)
+failed_wall=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a - 4}')
+after_failed=$(on_host /usr/local/bin/airflow version | tail -1)
+on_host rm -rf /var/lib/airflow/config
+t0=$(date +%s.%N)
+upgrade_down=$(downtime play playbooks/site.yml -e airflow_version=3.3.2)
+upgrade_wall=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a - 4}')
+after_upgrade=$(on_host /usr/local/bin/airflow version | tail -1)
+upgraded_tis=$(psql_airflow -c "SELECT count(*) FROM task_instance")
+
 mib() { awk -v b="$1" 'BEGIN{printf "%.1f", b / 1048576}'; }
 printf '%-58s %8s\n' "task instances in the metadata database" "$count"
 printf '%-58s %8.1f\n' "backup.yml wall time (s)" "$backup"
@@ -122,3 +187,11 @@ printf '%-58s %8.1f\n' "restore.yml wall time, checks + restore + converge (s)" 
 printf '%-58s %8s\n' "  task instances after the restore" "$restored"
 printf '%-58s %8.1f\n' "pg_restore of the same dump by hand (s)" "$restore_by_hand"
 printf '%-58s %8s\n' "restore.yml / pg_restore by hand" "$(awk -v a="$restore" -v b="$restore_by_hand" 'BEGIN{printf "%.1f", a/b}')"
+printf '%-58s %8.1f\n' "failed upgrade 3.3.1 -> 3.3.2, play wall time (s)" "$failed_wall"
+printf '%-58s %8.1f\n' "  API down until 3.3.1 served again (s)" "$failed_down"
+printf '%-58s %8s\n' "  version serving after the rollback" "$after_failed"
+printf '%-58s %8.1f\n' "upgrade 3.3.1 -> 3.3.2, play wall time (s)" "$upgrade_wall"
+printf '%-58s %8.1f\n' "  API down (s)" "$upgrade_down"
+printf '%-58s %8s\n' "  version serving, task instances kept" "$after_upgrade, $upgraded_tis"
+printf '%-58s %8.1f\n' "plain restart of the four services, API down (s)" "$restart_down"
+printf '%-58s %8s\n' "upgrade downtime / plain restart downtime" "$(awk -v a="$upgrade_down" -v b="$restart_down" 'BEGIN{printf "%.1f", a/b}')"

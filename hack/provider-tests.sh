@@ -22,7 +22,7 @@ fi
 
 venv="$QA_CACHE/provider-venv"
 req="$QA_ROOT/provider/tests/requirements.txt"
-constraints=$(ls "$QA_ROOT"/roles/airflow/files/constraints-*-python3.11.txt)
+constraints="$QA_ROOT/roles/airflow/files/constraints-$(awk '$1 == "airflow_version:" {print $2}' "$QA_ROOT/roles/airflow/defaults/main.yml")-python3.11.txt"
 stamp="$venv/.requirements.sha256"
 want=$(cat "$req" "$constraints" | sha256sum | cut -d' ' -f1)
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
