@@ -84,6 +84,22 @@ def test_the_validation_user_cannot_be_the_airflow_user(run_playbook, tmp_path):
     assert "airflow_validation_user airflow must be a user of its own" in result.output
 
 
+@pytest.mark.parametrize(("value", "says"), [
+    ("/etc", "airflow_upgrade_backup_dir ('/etc') is a directory the system shares"),
+    ("/var/backups/../../etc", "airflow_upgrade_backup_dir ('/var/backups/../../etc') is not normalized"),
+    ("dumps", "airflow_upgrade_backup_dir ('dumps') is not an absolute path on one line"),
+])
+def test_the_upgrade_dump_directory_is_checked_before_any_change(run_playbook, tmp_path, value, says):
+    """The default passes that check: the validation-user test above fails after it."""
+    etc_mode = os.stat("/etc").st_mode
+    result = run_playbook(PLAY.format(role="airflow", store=tmp_path / "s.yml"), "-e",
+                          json.dumps({"airflow_upgrade_backup_dir": value}))
+    assert result.rc != 0
+    assert says in result.output
+    assert result.changed <= 4  # only the secrets file, the record of its fingerprints and their directories
+    assert os.stat("/etc").st_mode == etc_mode
+
+
 def test_other_airflow_version_needs_constraints(run_playbook, tmp_path):
     result = run_playbook(PLAY.format(role="airflow", store=tmp_path / "s.yml"), "-e", "airflow_version=3.4.0")
     assert result.rc != 0
@@ -102,10 +118,11 @@ BACKUP_PLAY = """
 
 
 @pytest.mark.parametrize(("var", "value", "says"), [
-    ("backup_dir", "backups", "backup_dir (backups) must be a normalized absolute path of its own"),
-    ("backup_dir", "/var/backups/x/../../../etc", "backup_dir (/var/backups/x/../../../etc) must be"),
-    ("backup_dir", "/etc", "backup_dir (/etc) must be"),
-    ("backup_dir", "/", "backup_dir (/) must be"),
+    ("backup_dir", "backups", "backup_dir ('backups') is not an absolute path on one line"),
+    ("backup_dir", "/var/backups/x/../../../etc",
+     "backup_dir ('/var/backups/x/../../../etc') is not normalized (write it as /etc)"),
+    ("backup_dir", "/etc", "backup_dir ('/etc') is a directory the system shares"),
+    ("backup_dir", "/", "backup_dir ('/') is a directory the system shares"),
     # a second line would add a directive (an ExecStartPre=) to the timer's unit
     ("backup_schedule", "daily\n[Service]\nExecStartPre=/bin/sh -c id", "backup_schedule must be one systemd"),
     ("backup_schedule", "daily\rExecStartPre=/bin/true", "backup_schedule must be one systemd"),
@@ -148,8 +165,8 @@ def test_hostile_restore_vars_are_refused_before_any_change(run_playbook, tmp_pa
 @pytest.mark.parametrize(("extra", "says"), [
     ({"backup_copy_host": "nowhere"}, "backup_copy_host (nowhere) must be a host of the inventory"),
     ({"backup_copy_host": "localhost", "backup_copy_dir": "/var/backups/../../etc"},
-     "backup_copy_dir (/var/backups/../../etc) must be a normalized absolute directory of its own"),
-    ({"backup_copy_host": "localhost", "backup_copy_dir": "/root"}, "backup_copy_dir (/root) must be"),
+     "backup_copy_dir ('/var/backups/../../etc') is not normalized"),
+    ({"backup_copy_host": "localhost", "backup_copy_dir": "/root"}, "backup_copy_dir ('/root') is a directory the"),
     ({"backup_copy_host": "localhost", "backup_copy_keep": 0}, "backup_copy_keep must be at least 1"),
 ])
 def test_bad_copy_settings_are_refused_before_a_backup_is_taken(run_playbook, tmp_path, extra, says):
