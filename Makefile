@@ -25,9 +25,8 @@ test: bootstrap ## Everything CI runs: unit beside provider, sanity, lint and do
 	@$(HACK)/test.sh
 
 TESTS ?= tests/unit
-UNIT_WORKERS ?= 2
-unit: ## Unit tests on UNIT_WORKERS processes (one part: make unit TESTS="tests/unit/plugins/lookup -k manifest")
-	@$(RUN) pytest -q -n $(UNIT_WORKERS) $(TESTS)
+unit: ## Unit tests (one part: make unit TESTS="tests/unit/plugins/lookup -k manifest")
+	@$(RUN) pytest -q $(TESTS)
 
 core-matrix: ## Sanity and unit tests on the older ansible-core releases requires_ansible admits, each in its own venv
 	@$(HACK)/core-matrix.sh

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# What `make test` runs after `make bootstrap`: the unit tests (two processes) and then the podman scenario's
-# images (log in .cache/logs/unit.log) beside the provider, sanity, lint and docs checks, which run one after the
-# other; the three share both cores, so neither waits with a core idle for the other. Then the molecule
-# scenarios, which need both cores. The older ansible-core releases are
+# What `make test` runs after `make bootstrap`: the unit tests and then the podman scenario's images
+# on one core (log in .cache/logs/unit.log) while the provider, sanity, lint and docs checks run one after the other on
+# the other; then the molecule scenarios, which need both cores. The older ansible-core releases are
 # `make core-matrix` (about 20 more minutes of both cores).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
