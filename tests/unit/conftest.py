@@ -34,12 +34,11 @@ class PlaybookRun:
         return self.stats.get("changed", 0)
 
 
-@pytest.fixture
-def run_playbook(tmp_path):
-    """Write a playbook into tmp_path and run it on localhost with a JSON callback."""
+def playbook_runner(directory: pathlib.Path):
+    """A function that writes a playbook into directory and runs it on localhost with a JSON callback."""
 
     def run(body: str, *args: str, verbose: bool = False) -> PlaybookRun:
-        play = tmp_path / "play.yml"
+        play = directory / "play.yml"
         play.write_text(textwrap.dedent(body))
         env = dict(os.environ)
         env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".cache" / "collections"))
@@ -56,6 +55,18 @@ def run_playbook(tmp_path):
         return PlaybookRun(proc)
 
     return run
+
+
+@pytest.fixture
+def run_playbook(tmp_path):
+    """Write a playbook into tmp_path and run it on localhost with a JSON callback."""
+    return playbook_runner(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def run_playbook_once(tmp_path_factory):
+    """run_playbook for module-scoped fixtures: state several tests start from, made once."""
+    return playbook_runner(tmp_path_factory.mktemp("plays"))
 
 
 TEMPORAL = pathlib.Path(sys.executable).parent / "temporal"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 import time
 
@@ -47,6 +48,23 @@ def store(tmp_path):
     return tmp_path / "store" / "secrets.yml"
 
 
+@pytest.fixture(scope="module")
+def generated(run_playbook_once, tmp_path_factory):
+    """One first run of PLAY (store, record and the file a secret was used in), made once per module."""
+    path = tmp_path_factory.mktemp("generated") / "store" / "secrets.yml"
+    result = run_playbook_once(PLAY.format(path=path))
+    assert result.rc == 0, result.output
+    return path.parent
+
+
+@pytest.fixture
+def generated_store(generated, store):
+    """The test's own copy of a generated store, at the path `store`, as a first run leaves it: the tests
+    that begin where a first run ends need not run it each time."""
+    shutil.copytree(generated, store.parent, symlinks=True)
+    return store
+
+
 def load(path):
     return yaml.safe_load(path.read_text())
 
@@ -64,8 +82,8 @@ def test_first_run_generates_every_secret_root_only(run_playbook, store):
     assert (store.parent / "secrets.yml.used").read_text() == secrets["airflow_fernet_key"]
 
 
-def test_second_run_keeps_secrets_and_changes_nothing(run_playbook, store):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_second_run_keeps_secrets_and_changes_nothing(run_playbook, generated_store):
+    store = generated_store
     before = store.read_bytes()
     again = run_playbook(ROLE_PLAY.format(path=store))
     assert again.rc == 0, again.output
@@ -74,8 +92,8 @@ def test_second_run_keeps_secrets_and_changes_nothing(run_playbook, store):
 
 
 @pytest.mark.parametrize("name", ["airflow_admin_password", "airflow_webhook_secret", "airflow_db_password"])
-def test_supplied_value_wins_and_is_kept(run_playbook, store, name):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_supplied_value_wins_and_is_kept(run_playbook, generated_store, name):
+    store = generated_store
     generated = load(store)
     result = run_playbook(PLAY.format(path=store), "-e", f"{name}=from-the-vault-42")
     assert result.rc == 0, result.output
@@ -102,8 +120,8 @@ def fingerprints(secrets):
             for name, value in secrets.items()}
 
 
-def test_every_host_records_fingerprints_never_values(run_playbook, store):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_every_host_records_fingerprints_never_values(run_playbook, generated_store):
+    store = generated_store
     path = store.parent / "secrets.yml.record" / "secrets-record.yml"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert record(store) == {"store_host": "localhost", "fingerprints": fingerprints(load(store))}
@@ -111,10 +129,10 @@ def test_every_host_records_fingerprints_never_values(run_playbook, store):
         assert value not in path.read_text()
 
 
-def test_a_lost_store_stops_the_run_before_anything_changes(run_playbook, store):
+def test_a_lost_store_stops_the_run_before_anything_changes(run_playbook, generated_store):
     """The store host rebuilt, or the file removed: a new Fernet key would make every stored connection
     unreadable. The run stops, names the fingerprint the host runs with and the fix, and changes nothing."""
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+    store = generated_store
     running = fingerprints(load(store))
     store.unlink()
     before = (store.parent / "secrets.yml.record" / "secrets-record.yml").read_bytes()
@@ -128,8 +146,8 @@ def test_a_lost_store_stops_the_run_before_anything_changes(run_playbook, store)
     assert (store.parent / "secrets.yml.record" / "secrets-record.yml").read_bytes() == before
 
 
-def test_a_moved_store_names_the_host_that_kept_it(run_playbook, store):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_a_moved_store_names_the_host_that_kept_it(run_playbook, generated_store):
+    store = generated_store
     path = store.parent / "secrets.yml.record" / "secrets-record.yml"
     path.write_text(path.read_text().replace("store_host: localhost", "store_host: core-old"))
     store.unlink()
@@ -140,9 +158,9 @@ def test_a_moved_store_names_the_host_that_kept_it(run_playbook, store):
 
 
 @pytest.mark.parametrize("name", ["airflow_fernet_key", "airflow_jwt_secret"])
-def test_a_different_key_from_the_vault_is_refused(run_playbook, store, name):
+def test_a_different_key_from_the_vault_is_refused(run_playbook, generated_store, name):
     """A Fernet key without the one it replaces, or a JWT secret while the store was lost."""
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+    store = generated_store
     if name == "airflow_jwt_secret":
         store.unlink()  # what the stack runs with is no longer known: replacing it would be silent
     before = store.read_bytes() if store.exists() else None
@@ -169,8 +187,8 @@ def test_a_shared_directory_is_never_made_root_only(run_playbook, path, said):
     assert stat.S_IMODE(os.stat("/etc").st_mode) == 0o755
 
 
-def test_bad_fernet_key_fails_naming_the_variable_and_keeps_the_file(run_playbook, store):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_bad_fernet_key_fails_naming_the_variable_and_keeps_the_file(run_playbook, generated_store):
+    store = generated_store
     before = store.read_bytes()
     result = run_playbook(PLAY.format(path=store), "-e", "airflow_fernet_key=not-a-key")
     assert result.rc != 0
@@ -221,8 +239,8 @@ ROTATE_ONE_PLAY = ROLE_PLAY + """      secrets_rotate: {rotate}
 ROTATE_PLAY = ROTATE_ONE_PLAY.replace("{label}", "first") + ROTATE_ONE_PLAY.replace("{label}", "second")
 
 
-def test_rotation_replaces_the_named_secrets_once_per_run(run_playbook, store):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_rotation_replaces_the_named_secrets_once_per_run(run_playbook, generated_store):
+    store = generated_store
     before = load(store)
     rotate = ["airflow_admin_password", "airflow_db_password"]
     result = run_playbook(ROTATE_PLAY.format(path=store, rotate=rotate))
@@ -241,8 +259,8 @@ def test_rotation_replaces_the_named_secrets_once_per_run(run_playbook, store):
 
 
 @pytest.mark.parametrize("name", ["airflow_webhook_secret", "airflow_fernet_key", "airflow_jwt_secret"])
-def test_rotation_in_check_mode_writes_nothing(run_playbook, store, name):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_rotation_in_check_mode_writes_nothing(run_playbook, generated_store, name):
+    store = generated_store
     before = store.read_bytes()
     result = run_playbook(ROTATE_PLAY.format(path=store, rotate=[name]), "--check")
     assert result.rc == 0, result.output
@@ -251,8 +269,8 @@ def test_rotation_in_check_mode_writes_nothing(run_playbook, store, name):
     assert not (store.parent / "secrets.yml.previous").exists()
 
 
-def test_a_supplied_secret_is_rotated_where_it_is_supplied(run_playbook, store):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_a_supplied_secret_is_rotated_where_it_is_supplied(run_playbook, generated_store):
+    store = generated_store
     before = store.read_bytes()
     result = run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_admin_password"]),
                           "-e", "airflow_admin_password=from-the-vault-42")
@@ -262,8 +280,8 @@ def test_a_supplied_secret_is_rotated_where_it_is_supplied(run_playbook, store):
 
 
 @pytest.mark.parametrize("name", ["airflow_api_secret_keys", "no_such_secret"])
-def test_only_the_rotatable_secrets_are_accepted(run_playbook, store, name):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_only_the_rotatable_secrets_are_accepted(run_playbook, generated_store, name):
+    store = generated_store
     before = store.read_bytes()
     result = run_playbook(ROTATE_PLAY.format(path=store, rotate=[name]))
     assert result.rc != 0
@@ -288,8 +306,8 @@ COMMIT_PLAY = ROLE_PLAY + """  tasks:
 """
 
 
-def test_a_fernet_rotation_keeps_the_old_key_until_the_data_is_re_encrypted(run_playbook, store):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_a_fernet_rotation_keeps_the_old_key_until_the_data_is_re_encrypted(run_playbook, generated_store):
+    store = generated_store
     old = load(store)["airflow_fernet_key"]
     result = run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_fernet_key"]))
     assert result.rc == 0, result.output
@@ -315,8 +333,8 @@ def test_a_fernet_rotation_keeps_the_old_key_until_the_data_is_re_encrypted(run_
     assert run_playbook(ROLE_PLAY.format(path=store)).changed == 0
 
 
-def test_a_supplied_fernet_key_rotates_as_new_comma_old(run_playbook, store):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_a_supplied_fernet_key_rotates_as_new_comma_old(run_playbook, generated_store):
+    store = generated_store
     old = load(store)["airflow_fernet_key"]
     new = Fernet.generate_key().decode()
     result = run_playbook(COMMIT_PLAY.format(path=store), "-e", f"airflow_fernet_key={new},{old}")
@@ -331,8 +349,8 @@ def test_a_supplied_fernet_key_rotates_as_new_comma_old(run_playbook, store):
     assert load(store)["airflow_fernet_key"] == new and "airflow_fernet_key_previous" not in load(store)
 
 
-def test_a_new_key_list_without_the_running_key_is_refused(run_playbook, store):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_a_new_key_list_without_the_running_key_is_refused(run_playbook, generated_store):
+    store = generated_store
     before = store.read_bytes()
     new, other = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     result = run_playbook(PLAY.format(path=store), "-e", f"airflow_fernet_key={new},{other}")
@@ -344,8 +362,8 @@ def test_a_new_key_list_without_the_running_key_is_refused(run_playbook, store):
     assert store.read_bytes() == before
 
 
-def test_every_key_of_a_fernet_list_is_checked(run_playbook, store):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_every_key_of_a_fernet_list_is_checked(run_playbook, generated_store):
+    store = generated_store
     before = store.read_bytes()
     result = run_playbook(PLAY.format(path=store), "-e", f"airflow_fernet_key={Fernet.generate_key().decode()},not-a-key")
     assert result.rc != 0
@@ -353,8 +371,8 @@ def test_every_key_of_a_fernet_list_is_checked(run_playbook, store):
     assert store.read_bytes() == before
 
 
-def test_the_end_of_a_rotation_removes_the_copy_of_the_store(run_playbook, store):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_the_end_of_a_rotation_removes_the_copy_of_the_store(run_playbook, generated_store):
+    store = generated_store
     assert run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_webhook_secret"])).rc == 0
     assert (store.parent / "secrets.yml.previous").exists()
     result = run_playbook(f"""
@@ -371,8 +389,8 @@ def test_the_end_of_a_rotation_removes_the_copy_of_the_store(run_playbook, store
     assert not (store.parent / "secrets.yml.previous").exists()
 
 
-def test_a_jwt_rotation_keeps_the_old_secret_for_the_window(run_playbook, store):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_a_jwt_rotation_keeps_the_old_secret_for_the_window(run_playbook, generated_store):
+    store = generated_store
     old = load(store)["airflow_jwt_secret"]
     started = int(time.time())
     result = run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_jwt_secret"]), verbose=True)
@@ -403,8 +421,8 @@ def test_a_jwt_rotation_keeps_the_old_secret_for_the_window(run_playbook, store)
     assert run_playbook(ROLE_PLAY.format(path=store)).changed == 0
 
 
-def test_a_leaked_jwt_secret_rotates_with_no_window(run_playbook, store):
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+def test_a_leaked_jwt_secret_rotates_with_no_window(run_playbook, generated_store):
+    store = generated_store
     old = load(store)["airflow_jwt_secret"]
     result = run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_jwt_secret"]), "-e", "secrets_jwt_window=0")
     assert result.rc == 0, result.output
@@ -424,10 +442,10 @@ def test_a_changed_supplied_jwt_secret_opens_a_window(run_playbook, store):
     assert load(store)["airflow_jwt_secret"] == "c" * 64 and "airflow_jwt_secret_previous" not in load(store)
 
 
-def test_hosts_of_a_later_play_may_still_run_with_what_the_run_replaced(run_playbook, store):
+def test_hosts_of_a_later_play_may_still_run_with_what_the_run_replaced(run_playbook, generated_store):
     """site.yml converges the core hosts first: the workers' play still finds their records of the old
     secrets, although the Fernet rotation has completed and the JWT secret had no window."""
-    assert run_playbook(PLAY.format(path=store)).rc == 0
+    store = generated_store
     path = store.parent / "secrets.yml.record" / "secrets-record.yml"
     old_record = path.read_text()
     rotate = ["airflow_fernet_key", "airflow_jwt_secret"]
