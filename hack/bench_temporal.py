@@ -1,10 +1,10 @@
 """Prints the Temporal engine figures on the hosts hack/bench-temporal.sh deployed.
 
 100 no-op Python tasks in one DAG run, wall time from trigger to `success`, in one run of this script:
-  LocalExecutor (engine airflow), Temporal executor with one worker host (without and with task
-  processes started ahead), with two worker hosts.
+  LocalExecutor (engine airflow), Temporal executor with one worker host and with two (the second
+  gives the Temporal engine as many task slots as LocalExecutor has).
 Engines are switched with the collection's own airflow_engine module on every host. Then the
-idle RSS of the Temporal server and of a worker process, and where each task instance spends its time
+idle RSS of the Temporal server, of a worker process and of its task runner, and where each task instance spends its time
 (medians of Airflow's own queued, start and end timestamps).
 """
 
@@ -103,20 +103,6 @@ def phases(api, run_id):
     return statistics.median(waits), statistics.median(runs)
 
 
-PRESTART = 2  # the temporal_worker role's default
-
-
-def prestart(host, count):
-    """Run the worker of `host` with `count` task processes started ahead (None: the role's setting)."""
-    dropin = "/etc/systemd/system/airflow-temporal-worker.service.d/bench.conf"
-    if count is None:
-        script = "rm -f %s" % dropin
-    else:
-        script = ("mkdir -p $(dirname {d}) && printf '[Service]\\nExecStart=\\nExecStart=/opt/qubinode-airflow/venv/bin/"
-                  "qubinode-temporal-worker --concurrency 4 --prestart {n}\\n' > {d}").format(d=dropin, n=count)
-    on(host, script + " && systemctl daemon-reload && systemctl restart airflow-temporal-worker && sleep 10")
-
-
 def rss_mib(host, pattern):
     out = on(host, "ps -eo rss=,args= | grep -E '%s' | grep -v grep || true" % pattern)
     return sum(int(line.split()[0]) for line in out.splitlines() if line.strip()) / 1024
@@ -141,33 +127,30 @@ def main():
     engine("temporal")
     wait_healthy(api)
     on(WORKERS[1], "systemctl stop airflow-temporal-worker")
-    prestart(WORKERS[0], 0)
-    figures["temporal1_cold"] = run_once(api)
-    prestart(WORKERS[0], None)
     figures["temporal1"] = run_once(api)
     on(WORKERS[1], "systemctl start airflow-temporal-worker; sleep 5")
     figures["temporal2"] = run_once(api)
     time.sleep(int(os.environ.get("QA_IDLE_SECONDS", "60")))
     server = rss_mib(CORE, "temporal server start-dev")
     worker = rss_mib(WORKERS[0], "qubinode-temporal-worker")
-    waiting = rss_mib(WORKERS[0], "qubinode_airflow.temporal.run_workload")
+    runner = rss_mib(WORKERS[0], "qubinode_airflow.temporal.forkserver")
 
     print("Temporal engine, %d no-op tasks in one DAG run, %d cores, scheduler parallelism 8, "
           "worker concurrency 4" % (N, os.cpu_count()))
     wall = {name: value[0] for name, value in figures.items()}
-    print("  LocalExecutor                         %6.1f s" % wall["local"])
-    print("  Temporal executor, one worker host, no task process started ahead  %6.1f s  (%.2fx LocalExecutor)"
-          % (wall["temporal1_cold"], wall["temporal1_cold"] / wall["local"]))
-    print("  Temporal executor, one worker host    %6.1f s  (%.2fx LocalExecutor, %.2fx without prestart)"
-          % (wall["temporal1"], wall["temporal1"] / wall["local"], wall["temporal1"] / wall["temporal1_cold"]))
+    print("  LocalExecutor, 8 slots                %6.1f s" % wall["local"])
+    print("  Temporal executor, one worker host    %6.1f s  (%.2fx LocalExecutor)"
+          % (wall["temporal1"], wall["temporal1"] / wall["local"]))
     print("  Temporal executor, two worker hosts   %6.1f s  (%.2fx LocalExecutor, %.2fx one worker)"
           % (wall["temporal2"], wall["temporal2"] / wall["local"], wall["temporal2"] / wall["temporal1"]))
     print("  per task instance, median queued -> running / running -> done:")
-    for name, label in (("local", "LocalExecutor"), ("temporal1_cold", "Temporal, one worker, no prestart"),
-                        ("temporal1", "Temporal, one worker"), ("temporal2", "Temporal, two workers")):
+    for name, label in (("local", "LocalExecutor"), ("temporal1", "Temporal, one worker"),
+                        ("temporal2", "Temporal, two workers")):
         print("    %-34s %5.2f s / %5.2f s" % (label, figures[name][1][0], figures[name][1][1]))
-    print("  idle RSS: Temporal server %.0f MiB, one worker process %.0f MiB, its %d task processes started "
-          "ahead %.0f MiB" % (server, worker, PRESTART, waiting))
+    print("  idle RSS: Temporal server %.0f MiB, one worker process %.0f MiB, its task runner %.0f MiB"
+          % (server, worker, runner))
+    print("RATIOS temporal1/local=%.2f temporal2/local=%.2f temporal2/temporal1=%.2f"
+          % (wall["temporal1"] / wall["local"], wall["temporal2"] / wall["local"], wall["temporal2"] / wall["temporal1"]))
 
 
 if __name__ == "__main__":

@@ -24,19 +24,31 @@ from qubinode_airflow.temporal.codec import WORKFLOW_NAME, AttemptResult, Settin
 # The worker and the executor derive their payload key from Airflow's [api_auth] jwt_secret.
 SECRET = "test-jwt-secret-0b1c2d"
 
+# The task runner's stand-in: warm() is the import of Airflow (it notes the server's pid once), run() the
+# task process of one attempt, in its fork.
 STAND_IN = textwrap.dedent("""
     import json, os, sys, time
-    started = time.time()
-    with open(sys.argv[1], "a") as f:
-        f.write("%d\\n" % os.getpid())
-    data = sys.stdin.read()
-    if not data.strip():
-        sys.exit(0)  # started ahead and not needed
-    spec = json.loads(data)
-    with open(spec["marker"], "a") as f:
-        f.write("%d %f %f\\n" % (os.getpid(), started, time.time()))
-    time.sleep(spec.get("sleep", 0))
-    sys.exit(spec.get("exit", 0))
+    WARMED = None
+
+    def warm():
+        global WARMED
+        WARMED = time.time()
+        with open({started!r}, "a") as f:
+            f.write("%d %f\\n" % (os.getpid(), WARMED))
+
+    def run(data):
+        spec = json.loads(data)
+        with open(spec["marker"], "a") as f:
+            f.write("%d %f %f %d %d\\n" % (os.getpid(), WARMED, time.time(), os.getppid(), os.getsid(0)))
+        if spec.get("grandchild"):
+            import subprocess
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+            with open(spec["grandchild"], "w") as f:
+                f.write("%d" % child.pid)
+        time.sleep(spec.get("sleep", 0))
+        if spec.get("raise"):
+            raise RuntimeError("the task broke")
+        return spec.get("exit", 0)
 """)
 
 WORKER = textwrap.dedent("""
@@ -45,9 +57,9 @@ WORKER = textwrap.dedent("""
     from qubinode_airflow.temporal import worker
     from qubinode_airflow.temporal.codec import Settings
     from qubinode_airflow.temporal.sealing import data_converter
-    worker.CHILD = [sys.executable, {stand_in!r}, {started!r}]
+    worker.RUNNER = "stand_in"
     settings = Settings.from_getter(lambda name, default: {{"address": {address!r}, "task_queue": {queue!r}}}.get(name, default))
-    asyncio.run(worker.serve(settings, 2, {prestart!r}, converter=data_converter({secret!r}, keyring={keyring!r})))
+    asyncio.run(worker.serve(settings, 2, converter=data_converter({secret!r}, keyring={keyring!r})))
 """)
 
 
@@ -58,15 +70,16 @@ def queue():
 
 @pytest.fixture
 def start_worker(tmp_path, temporal, queue):
-    stand_in = tmp_path / "stand_in.py"
-    stand_in.write_text(STAND_IN)
+    (tmp_path / "stand_in.py").write_text(STAND_IN.format(started=str(tmp_path / "started")))
     procs = []
 
-    def start(prestart=None, keyring=None):
-        script = WORKER.format(src=str(ROOT / "provider" / "src"), stand_in=str(stand_in), address=temporal,
-                               queue=queue, started=str(tmp_path / "started"), prestart=prestart,
-                               secret=SECRET, keyring=keyring)
-        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def start(keyring=None):
+        script = WORKER.format(src=str(ROOT / "provider" / "src"), address=temporal, queue=queue, secret=SECRET,
+                               keyring=keyring)
+        # The task runner is a separate interpreter: it finds the stand-in as it would find Airflow.
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=env)
         procs.append(proc)
         time.sleep(2)  # let it start polling
         return proc
@@ -107,9 +120,8 @@ def pids(marker):
     return [int(line.split()[0]) for line in marker.read_text().splitlines()] if marker.exists() else []
 
 
-def times(marker):
-    """(started, got its attempt) of each task process that ran an attempt."""
-    return [tuple(float(x) for x in line.split()[1:]) for line in marker.read_text().splitlines()]
+def lines(marker):
+    return [line.split() for line in marker.read_text().splitlines()] if marker.exists() else []
 
 
 def alive(pid):
@@ -156,10 +168,12 @@ def test_a_lost_worker_hands_the_attempt_to_another(temporal, queue, start_worke
 def test_cancelling_the_workflow_stops_the_task_process(temporal, queue, start_worker, tmp_path):
     start_worker()
     marker = tmp_path / "ran"
-    result = run(temporal, queue, {"marker": str(marker), "sleep": 60}, cancel_after=3)
+    grandchild = tmp_path / "grandchild"
+    result = run(temporal, queue, {"marker": str(marker), "sleep": 60, "grandchild": str(grandchild)}, cancel_after=3)
     assert "cancel" in str(result).lower() or "cancel" in str(getattr(result, "cause", "")).lower(), result
-    time.sleep(1)
-    assert pids(marker) and not alive(pids(marker)[0])
+    # The attempt's whole session goes: the task process and what it started.
+    assert wait_for(lambda: not alive(pids(marker)[0]), 5)
+    assert wait_for(lambda: not alive(int(grandchild.read_text())), 5)
 
 
 def test_settings_default_to_the_provider_info():
@@ -177,35 +191,81 @@ def wait_for(predicate, seconds=20):
     return predicate()
 
 
-@pytest.mark.parametrize("prestart", [2, 0])
-def test_task_processes_are_started_ahead_of_their_attempts(temporal, queue, start_worker, tmp_path, prestart):
-    start_worker(prestart=prestart)
+def test_attempts_are_forks_of_one_runner_that_imported_once(temporal, queue, start_worker, tmp_path):
+    worker = start_worker()
     started = tmp_path / "started"
-    assert wait_for(lambda: len(pids(started)) == prestart) or prestart == 0
-    time.sleep(1)
-    assert len(pids(started)) == prestart  # no more than asked for
+    assert wait_for(lambda: len(lines(started)) == 1)  # warmed when the worker started, before any attempt
+    (server, warmed), = lines(started)
     marker = tmp_path / "ran"
-    submitted = time.time()
-    result = run(temporal, queue, {"marker": str(marker)})
-    assert isinstance(result, AttemptResult) and result.exit_code == 0
-    (began, got), = times(marker)
-    if prestart:
-        assert began < submitted <= got  # the process was waiting, Airflow imported, when its attempt came
-        assert pids(marker)[0] in pids(started)[:prestart]
-        assert wait_for(lambda: len(pids(started)) == prestart + 1)  # the used one is replaced
-    else:
-        assert began >= submitted
+    for n in range(3):
+        result = run(temporal, queue, {"marker": str(marker), "exit": n})
+        assert isinstance(result, AttemptResult) and result.exit_code == n
+    ran = lines(marker)
+    assert len(ran) == 3 and len(lines(started)) == 1  # three attempts, one import
+    for pid, their_warm, unused, parent, session in ran:
+        assert parent == server and their_warm == warmed  # a fork of the warm runner, not a new interpreter
+        assert session == pid  # in a session of its own
+        assert pid != server and not alive(int(pid))
+    assert len({line[0] for line in ran}) == 3
+    # The worker itself is not their parent: it never forks (its SDK core runs threads).
+    assert int(server) != worker.pid
 
 
-def test_stopping_the_worker_stops_the_processes_started_ahead(temporal, queue, start_worker, tmp_path):
-    worker = start_worker(prestart=2)
+def test_a_task_that_raises_fails_its_attempt_and_the_runner_keeps_serving(temporal, queue, start_worker, tmp_path):
+    start_worker()
+    marker = tmp_path / "ran"
+    broke = run(temporal, queue, {"marker": str(marker), "raise": True})
+    assert isinstance(broke, AttemptResult) and broke.exit_code == 1 and broke.attempt == 1
+    ok = run(temporal, queue, {"marker": str(marker)})
+    assert isinstance(ok, AttemptResult) and ok.exit_code == 0
+    assert len(lines(tmp_path / "started")) == 1
+
+
+def test_a_killed_runner_is_reported_and_started_again(temporal, queue, start_worker, tmp_path):
+    import threading
+
+    worker = start_worker()
     started = tmp_path / "started"
-    assert wait_for(lambda: len(pids(started)) == 2)
-    waiting = pids(started)
-    assert all(alive(pid) for pid in waiting)
+    assert wait_for(lambda: len(lines(started)) == 1)
+    server = int(lines(started)[0][0])
+    marker = tmp_path / "ran"
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(r=run(temporal, queue, {"marker": str(marker), "sleep": 60},
+                                                                  max_attempts=1)))
+    thread.start()
+    assert wait_for(lambda: len(lines(marker)) == 1)
+    child = int(lines(marker)[0][0])
+    os.kill(server, signal.SIGKILL)
+    thread.join(60)
+    # Its attempt cannot be followed any more: it is killed and reported so, never left running unseen.
+    lost = outcome["r"]
+    assert isinstance(lost, AttemptResult) and lost.exit_code == -signal.SIGKILL, lost
+    assert wait_for(lambda: not alive(child), 10)
+    ok = run(temporal, queue, {"marker": str(marker)})
+    assert isinstance(ok, AttemptResult) and ok.exit_code == 0
+    assert len(lines(started)) == 2 and int(lines(started)[1][0]) != server
+    assert worker.poll() is None
+
+
+def test_stopping_the_worker_stops_its_runner(temporal, queue, start_worker, tmp_path):
+    worker = start_worker()
+    started = tmp_path / "started"
+    assert wait_for(lambda: len(lines(started)) == 1)
+    server = int(lines(started)[0][0])
+    assert alive(server)
     worker.send_signal(signal.SIGTERM)
     worker.wait(60)
-    assert wait_for(lambda: not any(alive(pid) for pid in waiting), 15), waiting
+    assert wait_for(lambda: not alive(server), 15)
+
+
+def test_a_runner_whose_worker_was_killed_exits(temporal, queue, start_worker, tmp_path):
+    worker = start_worker()
+    started = tmp_path / "started"
+    assert wait_for(lambda: len(lines(started)) == 1)
+    server = int(lines(started)[0][0])
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(10)
+    assert wait_for(lambda: not alive(server), 15)
 
 
 def test_temporal_stores_only_sealed_attempts(temporal, queue, start_worker, tmp_path):
@@ -215,7 +275,7 @@ def test_temporal_stores_only_sealed_attempts(temporal, queue, start_worker, tmp
 
     from qubinode_airflow.temporal.sealing import ENCODING, data_converter
 
-    start_worker(prestart=0)
+    start_worker()
     marker = tmp_path / "ran"
     wf_id = workflow_id(str(uuid.uuid4()))
     token = "eyJ-secret-token-%s" % uuid.uuid4().hex
@@ -344,7 +404,7 @@ def test_an_attempt_runs_across_a_rotation_and_the_worker_keeps_running(temporal
     from qubinode_airflow.temporal.sealing import data_converter
 
     worker_keys = write_keyring(tmp_path / "worker-keys.json", "old-secret")
-    worker = start_worker(prestart=0, keyring=str(worker_keys))
+    worker = start_worker(keyring=str(worker_keys))
     marker = tmp_path / "ran"
 
     async def go():

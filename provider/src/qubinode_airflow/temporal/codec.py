@@ -26,8 +26,6 @@ OPTIONS = {
     "max_attempts": ("3", "integer", "How many workers may try one task attempt (worker loss), Airflow's own "
                                      "retries aside."),
     "worker_concurrency": ("4", "integer", "Task attempts one worker process runs at once."),
-    "worker_prestart": ("2", "integer", "Task processes a worker keeps started ahead, Airflow already imported, "
-                                        "waiting for their attempt (0: start each when its attempt arrives)."),
     "sealing_keys": ("", "string", "Keyring (a JSON Web Key Set of oct keys) whose first key seals task attempts "
                                    "and whose every key opens them; empty: [api_auth] jwt_secret alone."),
 }
@@ -67,7 +65,6 @@ class Settings:
     task_timeout: int
     max_attempts: int
     worker_concurrency: int
-    worker_prestart: int
     sealing_keys: str = ""
 
     @classmethod
@@ -76,7 +73,7 @@ class Settings:
         values = {name: get(name, default) for name, default in DEFAULTS.items()}
         errors = []
         for name, least in (("heartbeat_timeout", 1), ("task_timeout", 1), ("max_attempts", 1),
-                            ("worker_concurrency", 1), ("worker_prestart", 0)):
+                            ("worker_concurrency", 1)):
             try:
                 values[name] = int(values[name])
                 if values[name] < least:

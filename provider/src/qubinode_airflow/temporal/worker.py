@@ -5,17 +5,16 @@
     qubinode-temporal-worker [--concurrency N]
 
 Settings come from [qubinode_temporal] of airflow.cfg, the same file the scheduler reads. Each
-attempt runs in a child process of its own (run_workload) while the activity heartbeats to Temporal;
-if this worker dies, Temporal gives the attempt to another worker once the heartbeat is overdue.
-Importing Airflow is most of a short task's cost, so the worker keeps `worker_prestart` child
-processes started ahead, Airflow imported, each waiting for the attempt it will run.
+attempt runs in a child process of its own while the activity heartbeats to Temporal; if this worker
+dies, Temporal gives the attempt to another worker once the heartbeat is overdue. The children are
+forks of one task runner (forkserver.py) that imported Airflow once, when the worker started:
+importing Airflow is most of a short task's cost.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import logging
 import os
 import signal
@@ -28,62 +27,15 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from qubinode_airflow.temporal.codec import ACTIVITY_NAME, AttemptResult, Settings, TaskAttempt
+from qubinode_airflow.temporal.forkserver import ForkServer
 from qubinode_airflow.temporal.sealing import data_converter_from_airflow
 from qubinode_airflow.temporal.workflow import TaskAttemptWorkflow
 
 log = logging.getLogger("qubinode_airflow.temporal.worker")
 STOP_GRACE = 30
-# The process that runs one attempt (tests put a stand-in for Airflow's task process here).
-CHILD = [sys.executable, "-m", "qubinode_airflow.temporal.run_workload"]
-
-
-class Prestarted:
-    """Child processes started ahead of their attempts; each runs exactly one attempt."""
-
-    def __init__(self, count: int):
-        self.count = count
-        self._ready = collections.deque()
-        self._filling = None
-
-    @staticmethod
-    async def _start():
-        # A session of its own: stopping an attempt signals the task process and everything it started.
-        return await asyncio.create_subprocess_exec(*CHILD, stdin=asyncio.subprocess.PIPE, start_new_session=True)
-
-    async def take(self):
-        proc = None
-        while self._ready and proc is None:
-            candidate = self._ready.popleft()
-            if candidate.returncode is None:
-                proc = candidate
-        if proc is None:
-            proc = await self._start()
-        self.refill()
-        return proc
-
-    def refill(self) -> None:
-        if self.count and (self._filling is None or self._filling.done()):
-            self._filling = asyncio.ensure_future(self._fill())
-
-    async def _fill(self):
-        while len(self._ready) < self.count:
-            self._ready.append(await self._start())
-
-    async def close(self) -> None:
-        if self._filling is not None:
-            self._filling.cancel()
-        waiting = list(self._ready)
-        self._ready.clear()
-        for proc in waiting:
-            proc.stdin.close()  # an empty workload: the process exits
-        for proc in waiting:
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=10)
-            except asyncio.TimeoutError:
-                await _stop(proc)
-
-
-PRESTARTED = Prestarted(0)
+# The module each attempt's fork runs (tests put a stand-in for Airflow's task process here).
+RUNNER = "qubinode_airflow.temporal.run_workload"
+RUNNERS = None
 
 
 def _identity() -> str:
@@ -94,10 +46,7 @@ def _identity() -> str:
 async def run_airflow_task(attempt: TaskAttempt) -> AttemptResult:
     info = activity.info()
     log.info("running %s (attempt %d on this queue)", attempt.summary, info.attempt)
-    proc = await PRESTARTED.take()
-    proc.stdin.write(attempt.workload.encode("utf-8"))
-    await proc.stdin.drain()
-    proc.stdin.close()
+    proc = await RUNNERS.spawn(attempt.workload.encode("utf-8"))
     beat = max(1.0, attempt.heartbeat_timeout / 3)
     try:
         while True:
@@ -117,14 +66,12 @@ async def run_airflow_task(attempt: TaskAttempt) -> AttemptResult:
 async def _stop(proc):
     if proc.returncode is not None:
         return
+    proc.signal(signal.SIGTERM)
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), timeout=STOP_GRACE)
     except asyncio.TimeoutError:
-        os.killpg(proc.pid, signal.SIGKILL)
+        proc.signal(signal.SIGKILL)
         await proc.wait()
-    except ProcessLookupError:
-        pass
 
 
 async def connect(settings: Settings, converter, attempts: int = 30) -> Client:
@@ -141,11 +88,13 @@ async def connect(settings: Settings, converter, attempts: int = 30) -> Client:
     raise AssertionError("unreachable")
 
 
-async def serve(settings: Settings, concurrency: int, prestart: int | None = None, converter=None) -> None:
+async def serve(settings: Settings, concurrency: int, converter=None) -> None:
     """`converter` seals the payloads; by default with the key of this host's Airflow configuration."""
-    global PRESTARTED
+    global RUNNERS
     client = await connect(settings, converter or data_converter_from_airflow())
-    PRESTARTED = Prestarted(settings.worker_prestart if prestart is None else prestart)
+    RUNNERS = ForkServer(RUNNER)
+    # Airflow is imported while the worker connects, not when the first attempt arrives.
+    await RUNNERS.start()
     worker = Worker(
         client,
         task_queue=settings.task_queue,
@@ -158,29 +107,30 @@ async def serve(settings: Settings, concurrency: int, prestart: int | None = Non
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("polling %s/%s on %s, %d at a time, %d task processes started ahead", settings.address,
-             settings.namespace, settings.task_queue, concurrency, PRESTARTED.count)
-    PRESTARTED.refill()
+    log.info("polling %s/%s on %s, %d at a time", settings.address, settings.namespace, settings.task_queue,
+             concurrency)
     try:
         async with worker:
             await stop.wait()
             log.info("stopping: running attempts get %ss to finish", STOP_GRACE)
     finally:
-        await PRESTARTED.close()
+        await RUNNERS.close()
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="qubinode-temporal-worker", description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, help="task attempts at once ([qubinode_temporal] worker_concurrency)")
-    parser.add_argument("--prestart", type=int,
-                        help="task processes started ahead ([qubinode_temporal] worker_prestart)")
+    # Units written before the fork server pass --prestart: accepted, and ignored.
+    parser.add_argument("--prestart", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_airflow()
     except ValueError as e:
         parser.error(str(e))
-    asyncio.run(serve(settings, args.concurrency or settings.worker_concurrency, args.prestart))
+    if args.prestart is not None:
+        log.warning("--prestart is ignored: every attempt is a fork of one task runner that imported Airflow once")
+    asyncio.run(serve(settings, args.concurrency or settings.worker_concurrency))
     return 0
 
 
