@@ -18,9 +18,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def temporal_server(binary: pathlib.Path, data: pathlib.Path):
-    """Yields the server's host:port once it answers; stops it afterwards."""
-    port = free_port()
+def temporal_server(binary: pathlib.Path, data: pathlib.Path, port: int | None = None):
+    """Yields the server's host:port once it answers; stops it afterwards. The same `data` and `port`
+    again start the same server with its state, as a restart does."""
+    port = port or free_port()
     proc = subprocess.Popen(
         [str(binary), "server", "start-dev", "--headless", "--db-filename", str(data / "t.db"), "--ip", "127.0.0.1",
          "--port", str(port), "--http-port", str(free_port()), "--metrics-port", str(free_port()),

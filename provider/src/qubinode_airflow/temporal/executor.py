@@ -10,6 +10,12 @@ The task's own state is written by the task runner through Airflow's Execution A
 reports only whether the attempt's process finished cleanly, as every Airflow executor does.
 Temporal's client is asyncio-based: it lives on an event loop in a thread of its own, and the
 scheduler's loop exchanges work with it through thread-safe calls and a queue.
+
+The scheduler's loop never waits on Temporal for long: the client connects on its first call, the
+queued attempts of one heartbeat start concurrently and the heartbeat waits at most START_BUDGET
+seconds for them. An attempt that did not start (Temporal slow, down or restarting) stays queued and
+is tried again on the next heartbeat, under the same workflow id, so a start that did reach Temporal
+is found, not repeated; Airflow's task_queued_timeout bounds how long it may wait.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from airflow.executors import workloads
@@ -43,6 +51,22 @@ if TYPE_CHECKING:
     from airflow.models.taskinstancekey import TaskInstanceKey
 
 CALL_TIMEOUT = 30
+# Seconds one heartbeat waits for its workflow starts; and for the adoption checks after a restart.
+START_BUDGET = 5.0
+# Seconds between two warnings that attempts stay queued because Temporal does not answer.
+WARN_EVERY = 60.0
+# Answers that mean "not now": the attempt stays queued (or adopted) and is tried again.
+TRANSIENT = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
+                       RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED, RPCStatusCode.UNKNOWN, RPCStatusCode.INTERNAL})
+
+
+def transient(error: BaseException) -> bool:
+    """Whether an error of a call to Temporal may go away by itself (the server unreachable, slow or
+    restarting) rather than say something about the request."""
+    if isinstance(error, RPCError):
+        return error.status in TRANSIENT
+    # Timeouts; and the SDK raises RuntimeError when it cannot connect.
+    return isinstance(error, (asyncio.TimeoutError, FutureTimeout, asyncio.CancelledError, OSError, RuntimeError))
 
 
 class TemporalExecutor(BaseExecutor):
@@ -59,14 +83,17 @@ class TemporalExecutor(BaseExecutor):
         self._client: Client | None = None
         self._results: queue.SimpleQueue = queue.SimpleQueue()
         self._workflows: dict[TaskInstanceKey, str] = {}
+        self._warned = 0.0
 
     # -- the event loop thread --------------------------------------------------------------------
     def start(self) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="temporal-executor", daemon=True)
         self._thread.start()
+        # Lazy: the first call connects, so a Temporal that is down does not stop the scheduler starting
+        # (and running the tasks of its other executors); attempts wait queued until it answers.
         self._client = self._call(Client.connect(self.settings.address, namespace=self.settings.namespace,
-                                                 data_converter=data_converter_from_airflow()))
+                                                 data_converter=data_converter_from_airflow(), lazy=True))
         self.log.info("Temporal executor on %s, namespace %s, task queue %s", self.settings.address,
                       self.settings.namespace, self.settings.task_queue)
 
@@ -79,6 +106,7 @@ class TemporalExecutor(BaseExecutor):
 
     # -- queued attempts -> workflows ---------------------------------------------------------------
     def _process_workloads(self, workload_items: Sequence[workloads.All]) -> None:
+        batch = []
         for workload in workload_items:
             if not isinstance(workload, workloads.ExecuteTask):
                 raise RuntimeError("TemporalExecutor runs task workloads only, not %s" % type(workload).__name__)
@@ -92,25 +120,63 @@ class TemporalExecutor(BaseExecutor):
                 task_timeout=self.settings.task_timeout,
                 max_attempts=self.settings.max_attempts,
             )
-            try:
-                self._call(self._start_workflow(wf_id, attempt))
-            except (RPCError, FutureTimeout, OSError) as e:
-                # Leave it queued: the next heartbeat tries again; task_queued_timeout bounds it.
-                self.log.warning("could not start workflow %s for %s: %s", wf_id, key, e)
+            batch.append((key, wf_id, attempt))
+        try:
+            outcomes = self._call(self._start_batch(batch), timeout=START_BUDGET + 5)
+        except Exception as e:  # the executor's own loop is stuck: nothing started, all stay queued
+            outcomes = {key: e for key, unused, unused in batch}
+        waiting = []
+        for key, wf_id, unused in batch:
+            error = outcomes.get(key)
+            if error is not None and transient(error):
+                waiting.append((wf_id, error))  # stays queued: the next heartbeat tries again
                 continue
             del self.queued_tasks[key]
+            if error is not None:
+                self.log.error("Temporal refused workflow %s for %s: %s", wf_id, key, error)
+                self.fail(key, info=wf_id)
+                continue
             self.running.add(key)
             self._workflows[key] = wf_id
             self._spawn(self._watch(key, wf_id))
+        if waiting and time.monotonic() - self._warned > WARN_EVERY:
+            self._warned = time.monotonic()
+            self.log.warning("%d task attempts stay queued: Temporal at %s did not start their workflows (%s: %s); "
+                             "trying again on every heartbeat", len(waiting), self.settings.address, waiting[0][0],
+                             waiting[0][1] or "no answer")
+        elif not waiting:
+            self._warned = 0.0
+
+    async def _start_batch(self, batch) -> dict:
+        """Start the batch's workflows at once; each key maps to None (started) or its error. Starts
+        still running after START_BUDGET are cancelled and count as transient errors."""
+        tasks = {key: asyncio.ensure_future(self._start_workflow(wf_id, attempt)) for key, wf_id, attempt in batch}
+        if not tasks:
+            return {}
+        unused, pending = await asyncio.wait(tasks.values(), timeout=START_BUDGET)
+        for task in pending:
+            task.cancel()
+        outcomes = {}
+        for key, task in tasks.items():
+            if task in pending:
+                outcomes[key] = asyncio.TimeoutError("no answer within %ss" % START_BUDGET)
+            else:
+                outcomes[key] = task.exception()
+        return outcomes
 
     async def _start_workflow(self, wf_id: str, attempt: TaskAttempt) -> None:
-        await self._client.start_workflow(
-            WORKFLOW_NAME, attempt, id=wf_id, task_queue=self.settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            # A retry of this call after a lost answer finds the workflow it already started.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=attempt.summary,
-        )
+        try:
+            await self._client.start_workflow(
+                WORKFLOW_NAME, attempt, id=wf_id, task_queue=self.settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # A retry of this call after a lost answer finds the workflow it already started.
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                static_summary=attempt.summary,
+            )
+        except WorkflowAlreadyStartedError:
+            # An earlier heartbeat's start reached Temporal and the workflow already ended: its
+            # result is there to watch, and it must not run again.
+            pass
 
     async def _watch(self, key: TaskInstanceKey, wf_id: str) -> None:
         """Wait for the workflow's end and queue its outcome for sync()."""
@@ -161,23 +227,27 @@ class TemporalExecutor(BaseExecutor):
         wf_id = self._workflows.pop(key, None) or (workflow_id(ti.external_executor_id) if ti.external_executor_id else None)
         if wf_id:
             try:
-                self._call(self._client.get_workflow_handle(wf_id).cancel())
+                self._call(self._client.get_workflow_handle(wf_id).cancel(), timeout=START_BUDGET)
             except Exception as e:  # revoke_task must not raise
                 self.log.warning("could not cancel workflow %s: %s", wf_id, e)
 
     def try_adopt_task_instances(self, tis: Sequence[TaskInstance]) -> Sequence[TaskInstance]:
-        not_adopted = []
-        for ti in tis:
-            if not ti.external_executor_id:
-                not_adopted.append(ti)
-                continue
+        candidates = [ti for ti in tis if ti.external_executor_id]
+        not_adopted = [ti for ti in tis if not ti.external_executor_id]
+        try:
+            found = self._call(self._describe_all([workflow_id(ti.external_executor_id) for ti in candidates]),
+                               timeout=START_BUDGET + 5)
+        except Exception as e:
+            found = [e] * len(candidates)
+        for ti, status in zip(candidates, found):
             wf_id = workflow_id(ti.external_executor_id)
-            try:
-                desc = self._call(self._client.get_workflow_handle(wf_id).describe())
-            except Exception:
-                not_adopted.append(ti)
-                continue
-            if desc.status not in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+            if isinstance(status, BaseException) and transient(status):
+                # Temporal does not answer now: the workflow may well run. Resetting the task would run it a
+                # second time, so it is watched, and its watch reports it once Temporal answers.
+                self.log.warning("adopting %s without checking workflow %s: Temporal did not answer (%s)",
+                                 ti.key, wf_id, status or "no answer")
+            elif isinstance(status, BaseException) or status not in (WorkflowExecutionStatus.RUNNING,
+                                                                     WorkflowExecutionStatus.COMPLETED):
                 not_adopted.append(ti)
                 continue
             self.running.add(ti.key)
@@ -185,6 +255,20 @@ class TemporalExecutor(BaseExecutor):
             self._spawn(self._watch(ti.key, wf_id))
             self.log.info("adopted %s (workflow %s)", ti.key, wf_id)
         return not_adopted
+
+    async def _describe_all(self, wf_ids: list[str]) -> list:
+        """The status of each workflow, or the error of asking for it, all asked at once within START_BUDGET."""
+        async def status(wf_id):
+            return (await self._client.get_workflow_handle(wf_id).describe()).status
+
+        tasks = [asyncio.ensure_future(status(wf_id)) for wf_id in wf_ids]
+        if not tasks:
+            return []
+        unused, pending = await asyncio.wait(tasks, timeout=START_BUDGET)
+        for task in pending:
+            task.cancel()
+        return [asyncio.TimeoutError("no answer within %ss" % START_BUDGET) if task in pending
+                else (task.exception() or task.result()) for task in tasks]
 
     def end(self) -> None:
         """Scheduler shutdown: report what already finished; running workflows go on in Temporal
