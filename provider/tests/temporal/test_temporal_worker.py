@@ -59,7 +59,7 @@ WORKER = textwrap.dedent("""
     from qubinode_airflow.temporal.sealing import data_converter
     worker.RUNNER = "stand_in"
     settings = Settings.from_getter(lambda name, default: {{"address": {address!r}, "task_queue": {queue!r}}}.get(name, default))
-    asyncio.run(worker.serve(settings, 2, converter=data_converter({secret!r}, keyring={keyring!r})))
+    asyncio.run(worker.serve(settings, 2, converter=data_converter({secret!r}, keyring={keyring!r}, strict=True)))
 """)
 
 
@@ -433,3 +433,75 @@ def test_an_attempt_runs_across_a_rotation_and_the_worker_keeps_running(temporal
     assert isinstance(new, AttemptResult) and new.exit_code == 0
     assert worker.poll() is None  # no restart, and nothing ran twice
     assert len(marker.read_text().splitlines()) == 2
+
+
+def start_raw(temporal, queue, payload, wf_id):
+    """Start a workflow whose input is `payload` exactly as given: what someone who can reach Temporal, but
+    holds no key, can do."""
+    import asyncio
+
+    from temporalio.client import Client
+    from temporalio.common import RawValue
+
+    async def go():
+        client = await Client.connect(temporal, namespace="airflow")
+        handle = await client.start_workflow(WORKFLOW_NAME, RawValue(payload), id=wf_id, task_queue=queue)
+        began = time.monotonic()
+        try:
+            await asyncio.wait_for(handle.result(), 30)
+        except Exception as e:  # noqa: BLE001 - the failure is what is looked at
+            return e, time.monotonic() - began
+        return None, time.monotonic() - began
+
+    return asyncio.run(go())
+
+
+def sealed_input(temporal, wf_id):
+    import asyncio
+
+    from temporalio.client import Client
+
+    async def go():
+        client = await Client.connect(temporal, namespace="airflow")
+        events = [e async for e in client.get_workflow_handle(wf_id).fetch_history_events()]
+        started = next(e for e in events if e.HasField("workflow_execution_started_event_attributes"))
+        return started.workflow_execution_started_event_attributes.input.payloads[0]
+
+    return asyncio.run(go())
+
+
+def test_a_sealed_attempt_replayed_under_another_workflow_id_is_refused_at_once(temporal, queue, start_worker,
+                                                                                tmp_path):
+    start_worker()
+    marker = tmp_path / "ran"
+    first = workflow_id(str(uuid.uuid4()))
+    assert run(temporal, queue, {"marker": str(marker)}, wf_id=first).exit_code == 0
+    payload = sealed_input(temporal, first)
+    error, took = start_raw(temporal, queue, payload, workflow_id(str(uuid.uuid4())))
+    assert "AttemptRefused" in repr(getattr(error, "cause", error)) or "refused" in str(error.cause), error
+    assert "not open" in str(error.cause) and took < 10
+    assert len(pids(marker)) == 1  # the copy ran nothing
+
+
+def test_an_unsealed_attempt_is_refused(temporal, queue, start_worker, tmp_path):
+    from temporalio.converter import DataConverter
+
+    start_worker()
+    marker = tmp_path / "ran"
+    attempt = TaskAttempt(workload=json.dumps({"marker": str(marker)}), summary="forged", heartbeat_timeout=3,
+                          task_timeout=60, max_attempts=1)
+    payload = DataConverter.default.payload_converter.to_payloads([attempt])[0]
+    error, took = start_raw(temporal, queue, payload, workflow_id(str(uuid.uuid4())))
+    assert "unsealed payload" in str(error.cause) and took < 10, error
+    assert not marker.exists()
+
+
+def test_an_attempt_sealed_with_another_key_fails_instead_of_retrying(temporal, queue, start_worker, tmp_path):
+    from qubinode_airflow.temporal.sealing import data_converter
+
+    start_worker()
+    marker = tmp_path / "ran"
+    began = time.monotonic()
+    result = run(temporal, queue, {"marker": str(marker)}, converter=data_converter("not-the-workers-secret"))
+    assert "does not open" in str(getattr(result, "cause", result)) and time.monotonic() - began < 15, result
+    assert not marker.exists()

@@ -43,6 +43,8 @@ class TaskAttempt:
     heartbeat_timeout: int
     task_timeout: int
     max_attempts: int
+    refused: str = ""
+    """Set by the worker's codec, never by the scheduler: why this attempt's payload did not open."""
 
 
 @dataclass

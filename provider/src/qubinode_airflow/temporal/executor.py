@@ -24,6 +24,7 @@ import asyncio
 import queue
 import threading
 import time
+from datetime import timedelta
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 CALL_TIMEOUT = 30
 # Seconds one heartbeat waits for its workflow starts; and for the adoption checks after a restart.
 START_BUDGET = 5.0
+# Seconds a workflow may run beyond task_timeout x max_attempts (retry waits, a worker's start).
+EXECUTION_SLACK = 3600
 # Seconds between two warnings that attempts stay queued because Temporal does not answer.
 WARN_EVERY = 60.0
 # Answers that mean "not now": the attempt stays queued (or adopted) and is tried again.
@@ -172,6 +175,9 @@ class TemporalExecutor(BaseExecutor):
                 # A retry of this call after a lost answer finds the workflow it already started.
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 static_summary=attempt.summary,
+                # Every try on every worker, with the waits between them: a workflow Temporal lost track of
+                # ends, and the executor reports the attempt failed instead of holding its slot.
+                execution_timeout=timedelta(seconds=attempt.task_timeout * attempt.max_attempts + EXECUTION_SLACK),
             )
         except WorkflowAlreadyStartedError:
             # An earlier heartbeat's start reached Temporal and the workflow already ended: its

@@ -12,11 +12,16 @@ The keys come from the keyring file named by `[qubinode_temporal] sealing_keys` 
 of the keyring seals; every key opens. During a rotation of the JWT secret the keyring holds the new
 secret and the old one, so attempts sealed before the rotation still open; a rewritten keyring is read
 again without a restart, so a worker keeps its running attempts across a rotation.
+
+A payload is sealed for one workflow: its id is part of the associated data, so a sealed attempt copied
+into another workflow does not open. The worker opens nothing unsealed; an attempt it cannot open fails
+its workflow at once (the workflow sees `refused`), instead of a workflow task retried for ever.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import hashlib
 import json
@@ -25,12 +30,22 @@ import os
 from collections.abc import Sequence
 
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import (
+    DataConverter,
+    PayloadCodec,
+    SerializationContext,
+    WithSerializationContext,
+    WorkflowSerializationContext,
+)
+
+from qubinode_airflow.temporal.codec import TaskAttempt
 
 ENCODING = b"binary/qubinode-aes256gcm"
 # Which key sealed a payload (a digest of the derived key, never the key): payloads sealed before
 # this was recorded carry none and are tried with every key.
 KEY_ID = "qubinode-key"
+# Set on a payload sealed for one workflow (its id in the associated data).
+BOUND = "qubinode-bound"
 _INFO = b"qubinode-airflow temporal payloads v1"
 _ID_INFO = b"qubinode-airflow temporal key id v1"
 _NONCE = 12
@@ -57,13 +72,27 @@ def _as_bytes(secret: str | bytes) -> bytes:
     return secret.encode("utf-8") if isinstance(secret, str) else secret
 
 
-class SealedPayloads(PayloadCodec):
-    """Seals with the first of `secrets`, opens with any of them."""
+class SealedPayloads(PayloadCodec, WithSerializationContext):
+    """Seals with the first of `secrets`, opens with any of them. `strict` (the worker): unsealed payloads
+    are refused, and a workflow's input that does not open becomes a refused attempt."""
 
     source = "[api_auth] jwt_secret"
+    workflow_id = None
+    opens_input = False
 
-    def __init__(self, *secrets: str | bytes):
+    def __init__(self, *secrets: str | bytes, strict: bool = False):
+        self.strict = strict
         self._use(secrets)
+
+    def with_context(self, context: SerializationContext) -> SealedPayloads:
+        """The same keys, sealing for (and opening only what was sealed for) the context's workflow."""
+        bound = copy.copy(self)
+        bound.workflow_id = getattr(context, "workflow_id", None)
+        bound.opens_input = isinstance(context, WorkflowSerializationContext)
+        return bound
+
+    def _associated(self, bound: bool) -> bytes:
+        return ENCODING + b"\0" + self.workflow_id.encode("utf-8") if bound else ENCODING
 
     def _use(self, secrets: Sequence[str | bytes]) -> None:
         if not secrets or not all(secrets):
@@ -80,11 +109,13 @@ class SealedPayloads(PayloadCodec):
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         self.refresh()
         key = self._keys[0]
+        bound = self.workflow_id is not None
+        metadata = {"encoding": ENCODING, KEY_ID: key.id, **({BOUND: b"workflow"} if bound else {})}
         sealed = []
         for payload in payloads:
             nonce = os.urandom(_NONCE)
-            data = nonce + key.aead.encrypt(nonce, payload.SerializeToString(), ENCODING)
-            sealed.append(Payload(metadata={"encoding": ENCODING, KEY_ID: key.id}, data=data))
+            data = nonce + key.aead.encrypt(nonce, payload.SerializeToString(), self._associated(bound))
+            sealed.append(Payload(metadata=metadata, data=data))
         return sealed
 
     def _candidates(self, payload: Payload) -> list[_Key]:
@@ -99,30 +130,50 @@ class SealedPayloads(PayloadCodec):
         self.refresh()  # a keyring rewritten by a rotation, or by the end of its window
         opened = []
         for payload in payloads:
-            if payload.metadata.get("encoding") != ENCODING:
-                opened.append(payload)  # not sealed by us (e.g. Temporal's own failure details)
+            try:
+                opened.append(self._open(payload, InvalidTag))
+            except ValueError as e:
+                if not (self.strict and self.opens_input):
+                    raise
+                # A workflow's input the worker cannot open: the workflow gets a refused attempt and fails
+                # at once (a decoding error would fail its workflow task, which Temporal retries for ever).
+                refused = TaskAttempt(workload="", summary="", heartbeat_timeout=1, task_timeout=1, max_attempts=1,
+                                      refused=str(e))
+                opened.append(Payload(metadata={"encoding": b"json/plain"},
+                                      data=json.dumps(dataclasses.asdict(refused)).encode("utf-8")))
+        return opened
+
+    def _open(self, payload: Payload, invalid) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            if self.strict:
+                raise ValueError("an unsealed payload came for workflow %s: this worker runs only task attempts "
+                                 "sealed by the scheduler" % self.workflow_id)
+            return payload  # not sealed by us (e.g. Temporal's own failure details)
+        bound = BOUND in payload.metadata
+        if self.workflow_id is not None and not bound:
+            raise ValueError("a sealed payload of workflow %s was not sealed for that workflow (sealed by an "
+                             "older version, or copied from another workflow)" % self.workflow_id)
+        if bound and self.workflow_id is None:
+            raise ValueError("a payload sealed for one workflow cannot be opened without its workflow id")
+        for key in self._candidates(payload):
+            try:
+                plain = key.aead.decrypt(payload.data[:_NONCE], payload.data[_NONCE:], self._associated(bound))
+            except invalid:
                 continue
-            plain = None
-            for key in self._candidates(payload):
-                try:
-                    plain = key.aead.decrypt(payload.data[:_NONCE], payload.data[_NONCE:], ENCODING)
-                    break
-                except InvalidTag:
-                    continue
-            if plain is None:
-                raise ValueError("a sealed task attempt does not open with the keys of %s on this host: the "
-                                 "scheduler and every worker need the same JWT secret, and an attempt sealed "
-                                 "before a rotation needs the previous one until it ends" % self.source)
             inner = Payload()
             inner.ParseFromString(plain)
-            opened.append(inner)
-        return opened
+            return inner
+        raise ValueError("a sealed task attempt does not open with the keys of %s on this host for workflow %s: "
+                         "the scheduler and every worker need the same JWT secret, an attempt sealed before a "
+                         "rotation needs the previous one until it ends, and an attempt opens only in the "
+                         "workflow it was sealed for" % (self.source, self.workflow_id))
 
 
 class KeyringPayloads(SealedPayloads):
     """The keys of a keyring file (a JSON Web Key Set of `oct` keys), read again when the file changes."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, strict: bool = False):
+        self.strict = strict
         self.path = path
         self.source = "the keyring %s ([qubinode_temporal] sealing_keys)" % path
         self._stamp = None
@@ -158,15 +209,16 @@ class KeyringPayloads(SealedPayloads):
             log.warning("%s; keeping the %d keys read before", e, len(self._keys))
 
 
-def data_converter(secret: str | None = None, keyring: str | None = None) -> DataConverter:
-    codec = KeyringPayloads(keyring) if keyring else SealedPayloads(secret or "")
+def data_converter(secret: str | None = None, keyring: str | None = None, strict: bool = False) -> DataConverter:
+    codec = KeyringPayloads(keyring, strict=strict) if keyring else SealedPayloads(secret or "", strict=strict)
     return dataclasses.replace(DataConverter.default, payload_codec=codec)
 
 
-def data_converter_from_airflow() -> DataConverter:
+def data_converter_from_airflow(strict: bool = False) -> DataConverter:
+    """`strict` for the worker: see SealedPayloads."""
     from airflow.configuration import conf
 
     keyring = conf.get("qubinode_temporal", "sealing_keys", fallback="")
     if keyring:
-        return data_converter(keyring=keyring)
-    return data_converter(conf.get("api_auth", "jwt_secret", fallback=""))
+        return data_converter(keyring=keyring, strict=strict)
+    return data_converter(conf.get("api_auth", "jwt_secret", fallback=""), strict=strict)

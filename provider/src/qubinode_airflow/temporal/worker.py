@@ -91,7 +91,7 @@ async def connect(settings: Settings, converter, attempts: int = 30) -> Client:
 async def serve(settings: Settings, concurrency: int, converter=None) -> None:
     """`converter` seals the payloads; by default with the key of this host's Airflow configuration."""
     global RUNNERS
-    client = await connect(settings, converter or data_converter_from_airflow())
+    client = await connect(settings, converter or data_converter_from_airflow(strict=True))
     RUNNERS = ForkServer(RUNNER)
     # Airflow is imported while the worker connects, not when the first attempt arrives.
     await RUNNERS.start()

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from qubinode_airflow.temporal.codec import ACTIVITY_NAME, WORKFLOW_NAME, AttemptResult, TaskAttempt
@@ -18,6 +19,11 @@ with workflow.unsafe.imports_passed_through():
 class TaskAttemptWorkflow:
     @workflow.run
     async def run(self, attempt: TaskAttempt) -> AttemptResult:
+        if attempt.refused:
+            # The worker could not open this attempt (another key, another workflow's seal, or unsealed):
+            # no worker can, so the workflow fails now and Airflow learns it from the executor.
+            raise ApplicationError("task attempt refused: %s" % attempt.refused, type="AttemptRefused",
+                                   non_retryable=True)
         return await workflow.execute_activity(
             ACTIVITY_NAME,
             attempt,
