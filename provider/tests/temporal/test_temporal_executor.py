@@ -62,9 +62,9 @@ def executor(env):
 
     made = []
 
-    def make(address):
+    def make(address, parallelism=16):
         os.environ["AIRFLOW__QUBINODE_TEMPORAL__ADDRESS"] = address
-        ex = TemporalExecutor(parallelism=16)
+        ex = TemporalExecutor(parallelism=parallelism)
         ex.start()
         made.append(ex)
         return ex
@@ -201,3 +201,18 @@ def test_a_run_survives_temporal_restarting_under_it(env, executor, tmp_path):
     with temporal_server(TEMPORAL, tmp_path, port):
         assert outcomes(ex, [item], 90) == {"sleep_8": "success"}
     assert len(runs(env, item)) == 1 and worker.poll() is None
+
+
+@pytest.mark.parametrize("parallelism", [7, 8])
+def test_parallelism_below_twice_the_workers_concurrency_is_warned_about(temporal, env, executor, capsys,
+                                                                          parallelism):
+    start_worker(env, temporal)
+    start_worker(env, temporal)  # two workers, 2 attempts at once each
+    ex = executor(temporal, parallelism=parallelism)
+    item = workload("exit_0")
+    queue_and_start(ex, item)
+    assert outcomes(ex, [item]) == {"exit_0": "success"}
+    time.sleep(1)
+    logged = capsys.readouterr().out
+    warned = "[core] parallelism is 7, below twice the 4 attempts the workers polling %s run at once" % env.queue
+    assert (warned in logged) == (parallelism == 7), logged

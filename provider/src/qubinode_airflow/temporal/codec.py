@@ -30,6 +30,8 @@ OPTIONS = {
                                    "and whose every key opens them; empty: [api_auth] jwt_secret alone."),
 }
 DEFAULTS = {name: option[0] for name, option in OPTIONS.items()}
+# Appended to a worker's identity: how many attempts it runs at once.
+CONCURRENCY_MARK = " concurrency=%d"
 # The child process exits with this code when Airflow refuses to start the attempt (it already
 # ran or finished elsewhere): nothing for another worker to try.
 EXIT_REFUSED = 75

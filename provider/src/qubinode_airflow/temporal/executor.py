@@ -36,6 +36,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from airflow.executors import workloads
 from airflow.executors.base_executor import BaseExecutor
 from qubinode_airflow.temporal.codec import (
+    CONCURRENCY_MARK,
     EXIT_REFUSED,
     WORKFLOW_NAME,
     AttemptResult,
@@ -56,11 +57,24 @@ CALL_TIMEOUT = 30
 START_BUDGET = 5.0
 # Seconds a workflow may run beyond task_timeout x max_attempts (retry waits, a worker's start).
 EXECUTION_SLACK = 3600
+# Seconds between two checks of [core] parallelism against the workers' concurrency.
+CAPACITY_EVERY = 600.0
 # Seconds between two warnings that attempts stay queued because Temporal does not answer.
 WARN_EVERY = 60.0
 # Answers that mean "not now": the attempt stays queued (or adopted) and is tried again.
 TRANSIENT = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
                        RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED, RPCStatusCode.UNKNOWN, RPCStatusCode.INTERNAL})
+
+
+def worker_concurrency(identities) -> int:
+    """The total concurrency of the workers polling with these identities (each names its own)."""
+    total = 0
+    prefix = CONCURRENCY_MARK.split("%")[0]
+    for identity in set(identities):
+        unused, found, value = identity.rpartition(prefix)
+        if found and value.isdigit():
+            total += int(value)
+    return total
 
 
 def transient(error: BaseException) -> bool:
@@ -87,6 +101,7 @@ class TemporalExecutor(BaseExecutor):
         self._results: queue.SimpleQueue = queue.SimpleQueue()
         self._workflows: dict[TaskInstanceKey, str] = {}
         self._warned = 0.0
+        self._capacity_checked = 0.0
 
     # -- the event loop thread --------------------------------------------------------------------
     def start(self) -> None:
@@ -128,6 +143,9 @@ class TemporalExecutor(BaseExecutor):
             outcomes = self._call(self._start_batch(batch), timeout=START_BUDGET + 5)
         except Exception as e:  # the executor's own loop is stuck: nothing started, all stay queued
             outcomes = {key: e for key, unused, unused in batch}
+        if time.monotonic() - self._capacity_checked > CAPACITY_EVERY:
+            self._capacity_checked = time.monotonic()
+            self._spawn(self._check_capacity())
         waiting = []
         for key, wf_id, unused in batch:
             error = outcomes.get(key)
@@ -149,6 +167,7 @@ class TemporalExecutor(BaseExecutor):
                              waiting[0][1] or "no answer")
         elif not waiting:
             self._warned = 0.0
+        self._capacity_checked = 0.0
 
     async def _start_batch(self, batch) -> dict:
         """Start the batch's workflows at once; each key maps to None (started) or its error. Starts
@@ -183,6 +202,27 @@ class TemporalExecutor(BaseExecutor):
             # An earlier heartbeat's start reached Temporal and the workflow already ended: its
             # result is there to watch, and it must not run again.
             pass
+
+    async def _check_capacity(self) -> None:
+        """Warn when [core] parallelism leaves the workers without a backlog: the executor holds a slot per
+        attempt until its result arrives, so with parallelism at the workers' total concurrency a worker
+        that finished waits for the scheduler's next loop before it gets more work."""
+        from temporalio.api.enums.v1 import TaskQueueType
+        from temporalio.api.taskqueue.v1 import TaskQueue
+        from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+        try:
+            answer = await self._client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+                namespace=self.settings.namespace, task_queue=TaskQueue(name=self.settings.task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY))
+        except Exception as e:  # a check only: Temporal down is reported by the starts
+            self.log.debug("could not describe task queue %s: %s", self.settings.task_queue, e)
+            return
+        total = worker_concurrency([poller.identity for poller in answer.pollers])
+        if total and self.parallelism and self.parallelism < 2 * total:
+            self.log.warning("[core] parallelism is %d, below twice the %d attempts the workers polling %s run at "
+                             "once: workers will wait for work; set it (airflow_parallelism) to at least %d",
+                             self.parallelism, total, self.settings.task_queue, 2 * total)
 
     async def _watch(self, key: TaskInstanceKey, wf_id: str) -> None:
         """Wait for the workflow's end and queue its outcome for sync()."""

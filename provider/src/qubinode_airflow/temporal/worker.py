@@ -26,7 +26,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from qubinode_airflow.temporal.codec import ACTIVITY_NAME, AttemptResult, Settings, TaskAttempt
+from qubinode_airflow.temporal.codec import ACTIVITY_NAME, CONCURRENCY_MARK, AttemptResult, Settings, TaskAttempt
 from qubinode_airflow.temporal.forkserver import ForkServer
 from qubinode_airflow.temporal.sealing import data_converter_from_airflow
 from qubinode_airflow.temporal.workflow import TaskAttemptWorkflow
@@ -74,11 +74,13 @@ async def _stop(proc):
         await proc.wait()
 
 
-async def connect(settings: Settings, converter, attempts: int = 30) -> Client:
-    """The server may still be starting (both come up at boot): try for a while, then give up."""
+async def connect(settings: Settings, converter, attempts: int = 30, concurrency: int | None = None) -> Client:
+    """The server may still be starting (both come up at boot): try for a while, then give up.
+    The identity this worker polls with names its concurrency, which the executor adds up."""
+    identity = _identity() + ("" if concurrency is None else CONCURRENCY_MARK % concurrency)
     for n in range(1, attempts + 1):
         try:
-            return await Client.connect(settings.address, namespace=settings.namespace, identity=_identity(),
+            return await Client.connect(settings.address, namespace=settings.namespace, identity=identity,
                                         data_converter=converter)
         except Exception as e:  # the SDK raises RuntimeError for connection failures
             if n == attempts:
@@ -91,7 +93,7 @@ async def connect(settings: Settings, converter, attempts: int = 30) -> Client:
 async def serve(settings: Settings, concurrency: int, converter=None) -> None:
     """`converter` seals the payloads; by default with the key of this host's Airflow configuration."""
     global RUNNERS
-    client = await connect(settings, converter or data_converter_from_airflow(strict=True))
+    client = await connect(settings, converter or data_converter_from_airflow(strict=True), concurrency=concurrency)
     RUNNERS = ForkServer(RUNNER)
     # Airflow is imported while the worker connects, not when the first attempt arrives.
     await RUNNERS.start()
