@@ -76,7 +76,7 @@ bench-registration: bootstrap ## 500 connections in one task vs a loop of `airfl
 bench-dag-repo: bootstrap ## git push until the new DAG is served: pinned, tracking with/without refresh request
 	@$(HACK)/bench-dag-repo.sh
 
-bench-temporal: bootstrap ## 100 no-op tasks: LocalExecutor vs Temporal with one and two workers; idle RSS
+bench-temporal: bootstrap ## LocalExecutor vs Temporal, 8 slots each: 100 no-op tasks, a chain of 20, CPU per task
 	@$(HACK)/bench-temporal.sh
 
 bench-airflow-side: bootstrap ## git push -> DAG served via the webhook (p50/p95); AnsibleRoleOperator overhead

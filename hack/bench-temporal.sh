@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prints the Temporal engine figures, all measured in this run on three test hosts of its own:
 # qa-bench-core (PostgreSQL, Airflow core, Temporal) and two worker hosts.
-#   - 100 no-op tasks: LocalExecutor vs the Temporal executor with one and with two worker hosts
-#   - idle RSS of the Temporal server and of one worker
+#   - LocalExecutor vs the Temporal executor (one worker host x 8, two x 4), 8 task slots each:
+#     100 independent no-op tasks and a chain of 20, alternating rounds, median and range, CPU per task
+#   - idle RSS of the Temporal server, one worker and its task runner
 # The hosts are removed at the end (QA_BENCH_KEEP=1 keeps them).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"

@@ -1,11 +1,18 @@
 """Prints the Temporal engine figures on the hosts hack/bench-temporal.sh deployed.
 
-100 no-op Python tasks in one DAG run, wall time from trigger to `success`, in one run of this script:
-  LocalExecutor (engine airflow), Temporal executor with one worker host and with two (the second
-  gives the Temporal engine as many task slots as LocalExecutor has).
-Engines are switched with the collection's own airflow_engine module on every host. Then the
-idle RSS of the Temporal server, of a worker process and of its task runner, and where each task instance spends its time
-(medians of Airflow's own queued, start and end timestamps).
+Every engine gets the same 8 task slots, on the same stack, in the same run:
+  local     LocalExecutor, [core] parallelism 8 (its pool of 8 task processes). Airflow 3.3's
+            LocalExecutor does not count what it runs against parallelism, so the scheduler queues
+            every ready task to it and its pool of 8 admits them in turn.
+  temporal1 the Temporal executor, one worker host running 8 attempts at once (the other stopped)
+  temporal2 the Temporal executor, two worker hosts running 4 each
+  The Temporal executor keeps the role's [core] parallelism (twice the workers' 8 slots): 8 attempts
+  run and 8 wait on the task queue, as the airflow role sets it up.
+Workloads: `noop` (100 independent no-op tasks: throughput) and `chain` (20 dependent no-op tasks:
+latency per task). Timing is Airflow's own: the run's first queued_when to its last end_date.
+CPU is the CPU time of all three test hosts' cgroups during the run, per task.
+Each round runs every engine once, in turn (a discarded warm-up run after each switch); QA_BENCH_ROUNDS
+rounds (5). Printed: median and range per engine and workload, then the medians as ratios on one line.
 """
 
 from __future__ import annotations
@@ -21,8 +28,13 @@ from bench_lib import Api
 
 INVENTORY = os.environ["QA_BENCH_INVENTORY"]
 CORE, WORKERS = "qa-bench-core", ["qa-bench-w1", "qa-bench-w2"]
+HOSTS = [CORE] + WORKERS
 N = int(os.environ.get("QA_BENCH_TASKS", "100"))
-DAG = '''import pendulum
+CHAIN = int(os.environ.get("QA_BENCH_CHAIN", "20"))
+ROUNDS = int(os.environ.get("QA_BENCH_ROUNDS", "5"))
+SLOTS = 8
+DAGS = {
+    "bench_noop": '''import pendulum
 from airflow.sdk import dag, task
 
 
@@ -38,7 +50,41 @@ def bench_noop():
 
 
 bench_noop()
-'''
+'''.format(n=N),
+    "bench_chain": '''import pendulum
+from airflow.sdk import chain, dag, task
+
+
+@dag(dag_id="bench_chain", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False)
+def bench_chain():
+    @task
+    def step() -> None:
+        return None
+
+    chain(*[step.override(task_id="step_%02d" % i)() for i in range({n})])
+
+
+bench_chain()
+'''.format(n=CHAIN),
+    "bench_warm": '''import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="bench_warm", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False)
+def bench_warm():
+    @task
+    def noop(i: int) -> None:
+        return None
+
+    for i in range({n}):
+        noop.override(task_id="noop_%d" % i)(i)
+
+
+bench_warm()
+'''.format(n=SLOTS),
+}
+SCHEDULER_DROPIN = "/etc/systemd/system/airflow-scheduler.service.d/bench.conf"
+WORKER_DROPIN = "/etc/systemd/system/airflow-temporal-worker.service.d/bench.conf"
 
 
 def on(host, script):
@@ -62,6 +108,32 @@ def engine(name):
                    env=dict(os.environ, ANSIBLE_PIPELINING="true"))
 
 
+def dropin(host, path, text):
+    """Write (or with text None remove) a systemd drop-in; reload systemd."""
+    if text is None:
+        on(host, "rm -f %s; systemctl daemon-reload" % path)
+    else:
+        on(host, "mkdir -p $(dirname {p}) && printf '%s' > {p} && systemctl daemon-reload".format(p=path)
+           % text.replace("'", ""))
+
+
+def switch(name):
+    """Set the stack up for one engine configuration (see the module's docstring)."""
+    local = name == "local"
+    dropin(CORE, SCHEDULER_DROPIN, "[Service]\nEnvironment=AIRFLOW__CORE__PARALLELISM=%d\n" % SLOTS if local else None)
+    engine("airflow" if local else "temporal")
+    on(CORE, "systemctl restart airflow-scheduler")
+    if name == "temporal1":
+        venv = on(WORKERS[0], "systemctl show -p ExecStart airflow-temporal-worker | grep -o 'path=[^ ;]*' | cut -d= -f2")
+        dropin(WORKERS[0], WORKER_DROPIN, "[Service]\nExecStart=\nExecStart=%s --concurrency %d\n" % (venv, SLOTS))
+        on(WORKERS[0], "systemctl restart airflow-temporal-worker")
+        on(WORKERS[1], "systemctl stop airflow-temporal-worker")
+    else:
+        dropin(WORKERS[0], WORKER_DROPIN, None)
+        for host in WORKERS:
+            on(host, "systemctl restart airflow-temporal-worker" if not local else "systemctl stop airflow-temporal-worker")
+
+
 def wait_healthy(api):
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -75,32 +147,35 @@ def wait_healthy(api):
     raise SystemExit("Airflow did not come back healthy")
 
 
-def run_once(api):
-    status, run = api.call("POST", "dags/bench_noop/dagRuns", {"logical_date": None})
+def cpu_seconds():
+    """CPU time of every test host's cgroup (cgroup v2 cpu.stat, or v1 cpuacct)."""
+    total = 0.0
+    for host in HOSTS:
+        out = on(host, "if [ -r /sys/fs/cgroup/cpu.stat ]; then awk '$1 == \"usage_usec\" {print $2 * 1000}' "
+                       "/sys/fs/cgroup/cpu.stat; else cat /sys/fs/cgroup/cpuacct/cpuacct.usage; fi")
+        total += int(float(out)) / 1e9
+    return total
+
+
+def run_once(api, dag_id):
+    """(seconds from the first queued to the last end, CPU-seconds of the hosts) of one run of dag_id."""
+    before = cpu_seconds()
+    status, run = api.call("POST", "dags/%s/dagRuns" % dag_id, {"logical_date": None})
     assert status == 200, (status, run)
-    start = time.monotonic()
     while True:
-        _s, state = api.call("GET", "dags/bench_noop/dagRuns/" + run["dag_run_id"])
+        _s, state = api.call("GET", "dags/%s/dagRuns/%s" % (dag_id, run["dag_run_id"]))
         if state["state"] in ("success", "failed"):
             break
         time.sleep(0.5)
-    elapsed = time.monotonic() - start
+    cpu = cpu_seconds() - before
     if state["state"] != "success":
-        raise SystemExit("bench_noop run %s ended %s" % (run["dag_run_id"], state["state"]))
-    return elapsed, phases(api, run["dag_run_id"])
-
-
-def phases(api, run_id):
-    """Medians over the run's task instances, from Airflow's own timestamps: queued -> running
-    (scheduler, executor, engine and task process start) and running -> done (the task process)."""
-    _s, body = api.call("GET", "dags/bench_noop/dagRuns/%s/taskInstances?limit=%d" % (run_id, N + 10))
+        raise SystemExit("%s run %s ended %s" % (dag_id, run["dag_run_id"], state["state"]))
+    _s, body = api.call("GET", "dags/%s/dagRuns/%s/taskInstances?limit=%d" % (dag_id, run["dag_run_id"], N + 10))
     when = datetime.fromisoformat
-    waits, runs = [], []
-    for ti in body["task_instances"]:
-        if ti.get("queued_when") and ti.get("start_date") and ti.get("end_date"):
-            waits.append((when(ti["start_date"]) - when(ti["queued_when"])).total_seconds())
-            runs.append((when(ti["end_date"]) - when(ti["start_date"])).total_seconds())
-    return statistics.median(waits), statistics.median(runs)
+    tis = body["task_instances"]
+    first = min(when(ti["queued_when"]) for ti in tis if ti.get("queued_when"))
+    last = max(when(ti["end_date"]) for ti in tis)
+    return (last - first).total_seconds(), cpu
 
 
 def rss_mib(host, pattern):
@@ -108,49 +183,63 @@ def rss_mib(host, pattern):
     return sum(int(line.split()[0]) for line in out.splitlines() if line.strip()) / 1024
 
 
+def summary(values):
+    return "%6.1f s  (%.1f-%.1f)" % (statistics.median(values), min(values), max(values))
+
+
 def main():
-    body = DAG.format(n=N).replace("'", "'\\''")
-    for host in [CORE] + WORKERS:
-        on(host, "printf '%%s' '%s' > /var/lib/airflow/dags/bench_noop.py; chown airflow /var/lib/airflow/dags/bench_noop.py"
-           % body)
+    for dag_id, body in DAGS.items():
+        quoted = body.replace("'", "'\\''")
+        for host in HOSTS:
+            on(host, "printf '%%s' '%s' > /var/lib/airflow/dags/%s.py; chown airflow /var/lib/airflow/dags/%s.py"
+               % (quoted, dag_id, dag_id))
     api = Api(on(CORE, "grep '^airflow_admin_password:' /etc/qubinode-airflow/secrets.yml").split(":", 1)[1]
               .strip().strip("'\""))
-    deadline = time.monotonic() + 600
-    while api.call("GET", "dags/bench_noop")[0] != 200 and time.monotonic() < deadline:
-        time.sleep(3)
-    api.call("PATCH", "dags/bench_noop", {"is_paused": False})
+    for dag_id in DAGS:
+        deadline = time.monotonic() + 600
+        while api.call("GET", "dags/" + dag_id)[0] != 200 and time.monotonic() < deadline:
+            time.sleep(3)
+        api.call("PATCH", "dags/" + dag_id, {"is_paused": False})
 
-    figures = {}
-    engine("airflow")
-    wait_healthy(api)
-    figures["local"] = run_once(api)
-    engine("temporal")
-    wait_healthy(api)
-    on(WORKERS[1], "systemctl stop airflow-temporal-worker")
-    figures["temporal1"] = run_once(api)
-    on(WORKERS[1], "systemctl start airflow-temporal-worker; sleep 5")
-    figures["temporal2"] = run_once(api)
+    engines = ["local", "temporal1", "temporal2"]
+    noop = {name: [] for name in engines}
+    chain = {name: [] for name in engines}
+    for round_ in range(ROUNDS):
+        for name in engines:
+            switch(name)
+            wait_healthy(api)
+            run_once(api, "bench_warm")
+            noop[name].append(run_once(api, "bench_noop"))
+            chain[name].append(run_once(api, "bench_chain"))
+            print("round %d %-9s noop %5.1f s %5.1f CPU-s, chain %5.1f s" % (
+                round_ + 1, name, noop[name][-1][0], noop[name][-1][1], chain[name][-1][0]), flush=True)
+    switch("temporal2")
     time.sleep(int(os.environ.get("QA_IDLE_SECONDS", "60")))
     server = rss_mib(CORE, "temporal server start-dev")
     worker = rss_mib(WORKERS[0], "qubinode-temporal-worker")
     runner = rss_mib(WORKERS[0], "qubinode_airflow.temporal.forkserver")
 
-    print("Temporal engine, %d no-op tasks in one DAG run, %d cores, scheduler parallelism 8, "
-          "worker concurrency 4" % (N, os.cpu_count()))
-    wall = {name: value[0] for name, value in figures.items()}
-    print("  LocalExecutor, 8 slots                %6.1f s" % wall["local"])
-    print("  Temporal executor, one worker host    %6.1f s  (%.2fx LocalExecutor)"
-          % (wall["temporal1"], wall["temporal1"] / wall["local"]))
-    print("  Temporal executor, two worker hosts   %6.1f s  (%.2fx LocalExecutor, %.2fx one worker)"
-          % (wall["temporal2"], wall["temporal2"] / wall["local"], wall["temporal2"] / wall["temporal1"]))
-    print("  per task instance, median queued -> running / running -> done:")
-    for name, label in (("local", "LocalExecutor"), ("temporal1", "Temporal, one worker"),
-                        ("temporal2", "Temporal, two workers")):
-        print("    %-34s %5.2f s / %5.2f s" % (label, figures[name][1][0], figures[name][1][1]))
+    median = statistics.median
+    wall = {name: [w for w, unused in noop[name]] for name in engines}
+    cpu = {name: [c / N for unused, c in noop[name]] for name in engines}
+    per_step = {name: [w / CHAIN for w, unused in chain[name]] for name in engines}
+    print("Temporal engine, %d cores, %d task slots per engine, %d rounds; median (range)" % (
+        os.cpu_count(), SLOTS, ROUNDS))
+    labels = {"local": "LocalExecutor", "temporal1": "Temporal, one worker host x 8",
+              "temporal2": "Temporal, two worker hosts x 4"}
+    print("  %d independent no-op tasks, first queued to last end:" % N)
+    for name in engines:
+        print("    %-32s %s   %.2f CPU-s per task" % (labels[name], summary(wall[name]), median(cpu[name])))
+    print("  chain of %d no-op tasks, per task:" % CHAIN)
+    for name in engines:
+        print("    %-32s %s" % (labels[name], summary(per_step[name])))
     print("  idle RSS: Temporal server %.0f MiB, one worker process %.0f MiB, its task runner %.0f MiB"
           % (server, worker, runner))
-    print("RATIOS temporal1/local=%.2f temporal2/local=%.2f temporal2/temporal1=%.2f"
-          % (wall["temporal1"] / wall["local"], wall["temporal2"] / wall["local"], wall["temporal2"] / wall["temporal1"]))
+    best = min(("temporal1", "temporal2"), key=lambda name: median(wall[name]))
+    print("RATIOS temporal/local=%.2f cpu_per_task/local=%.2f chain/local=%.2f (temporal: %s; throughput ratios "
+          "above 1 mean Temporal is faster)" % (
+              median(wall["local"]) / median(wall[best]), median(cpu[best]) / median(cpu["local"]),
+              median(per_step[best]) / median(per_step["local"]), labels[best]))
 
 
 if __name__ == "__main__":

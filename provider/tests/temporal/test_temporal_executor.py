@@ -203,16 +203,24 @@ def test_a_run_survives_temporal_restarting_under_it(env, executor, tmp_path):
     assert len(runs(env, item)) == 1 and worker.poll() is None
 
 
-@pytest.mark.parametrize("parallelism", [7, 8])
+@pytest.mark.parametrize("parallelism", [3, 4])
 def test_parallelism_below_twice_the_workers_concurrency_is_warned_about(temporal, env, executor, capsys,
-                                                                          parallelism):
-    start_worker(env, temporal)
-    start_worker(env, temporal)  # two workers, 2 attempts at once each
+                                                                         parallelism):
+    start_worker(env, temporal)  # 2 attempts at once
     ex = executor(temporal, parallelism=parallelism)
     item = workload("exit_0")
     queue_and_start(ex, item)
     assert outcomes(ex, [item]) == {"exit_0": "success"}
     time.sleep(1)
     logged = capsys.readouterr().out
-    warned = "[core] parallelism is 7, below twice the 4 attempts the workers polling %s run at once" % env.queue
-    assert (warned in logged) == (parallelism == 7), logged
+    warned = "[core] parallelism is 3, below twice the 2 attempts the workers polling %s run at once" % env.queue
+    assert (warned in logged) == (parallelism == 3), logged
+
+
+def test_the_workers_concurrency_counts_each_host_once_by_its_latest_identity():
+    from qubinode_airflow.temporal.executor import worker_concurrency
+
+    pollers = [("101@w1.example.com concurrency=4", 100), ("101@w1.example.com concurrency=4", 100),
+               ("202@w1.example.com concurrency=8", 160),  # restarted with more slots; the old one lingers
+               ("303@w2.example.com concurrency=4", 150), ("404@w3.example.com", 150)]  # no mark: not counted
+    assert worker_concurrency(pollers) == 12

@@ -66,15 +66,19 @@ TRANSIENT = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDE
                        RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED, RPCStatusCode.UNKNOWN, RPCStatusCode.INTERNAL})
 
 
-def worker_concurrency(identities) -> int:
-    """The total concurrency of the workers polling with these identities (each names its own)."""
-    total = 0
-    prefix = CONCURRENCY_MARK.split("%")[0]
-    for identity in set(identities):
-        unused, found, value = identity.rpartition(prefix)
+def worker_concurrency(pollers) -> int:
+    """The total concurrency of the workers among `pollers` ((identity, last access) pairs; an identity
+    is "pid@host concurrency=N"). Temporal lists a worker that restarted a while under its old identity
+    too: per host, only the one that polled last counts."""
+    prefix = CONCURRENCY_MARK.partition("%")[0]
+    latest = {}
+    for identity, accessed in pollers:
+        name, found, value = identity.rpartition(prefix)
         if found and value.isdigit():
-            total += int(value)
-    return total
+            host = name.partition("@")[2]
+            if host not in latest or accessed > latest[host][0]:
+                latest[host] = (accessed, int(value))
+    return sum(value for unused, value in latest.values())
 
 
 def transient(error: BaseException) -> bool:
@@ -218,7 +222,7 @@ class TemporalExecutor(BaseExecutor):
         except Exception as e:  # a check only: Temporal down is reported by the starts
             self.log.debug("could not describe task queue %s: %s", self.settings.task_queue, e)
             return
-        total = worker_concurrency([poller.identity for poller in answer.pollers])
+        total = worker_concurrency([(poller.identity, poller.last_access_time.ToSeconds()) for poller in answer.pollers])
         if total and self.parallelism and self.parallelism < 2 * total:
             self.log.warning("[core] parallelism is %d, below twice the %d attempts the workers polling %s run at "
                              "once: workers will wait for work; set it (airflow_parallelism) to at least %d",
