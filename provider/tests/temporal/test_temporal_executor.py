@@ -48,7 +48,7 @@ def env(monkeypatch, tmp_path):
 
 def start_worker(env, address):
     script = WORKER.format(src=str(ROOT / "provider" / "src"), address=address, queue=env.queue, secret=SECRET,
-                           keyring=None).replace('"stand_in"', '"runner_stand_in"')
+                           keyring=None, drain=5).replace('"stand_in"', '"runner_stand_in"')
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=dict(os.environ, PYTHONPATH=str(env.dir), QA_RAN=str(env.ran)))
     env.procs.append(proc)
@@ -224,3 +224,33 @@ def test_the_workers_concurrency_counts_each_host_once_by_its_latest_identity():
                ("202@w1.example.com concurrency=8", 160),  # restarted with more slots; the old one lingers
                ("303@w2.example.com concurrency=4", 150), ("404@w3.example.com", 150)]  # no mark: not counted
     assert worker_concurrency(pollers) == 12
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost exit, printed
+def test_a_stop_signal_whose_exit_was_lost_still_ends_the_scheduler_loop(env, executor):
+    """The scheduler exits on SIGTERM by raising SystemExit from its handler; raised while a weakref
+    callback runs (garbage collection), that exception is printed and ignored, and the scheduler would
+    run on until systemd kills it. Here the signal arrives inside such a callback, for real."""
+    import signal
+    import weakref
+
+    def scheduler_exit(signum, frame):  # what the scheduler's _exit_gracefully does
+        sys.exit(0)
+
+    previous = signal.signal(signal.SIGTERM, scheduler_exit)
+    try:
+        ex = executor("127.0.0.1:%d" % free_port())
+        ex.sync()  # no signal yet: nothing happens
+
+        class Collected:
+            pass
+
+        doomed = Collected()
+        ref = weakref.ref(doomed, lambda gone: os.kill(os.getpid(), signal.SIGTERM))
+        del doomed  # the callback runs, the handler's SystemExit is raised inside it and lost
+        assert ref() is None
+        with pytest.raises(SystemExit):
+            ex.sync()  # the scheduler's next loop
+        ex.end()  # the scheduler's shutdown calls sync() too: no second exit there
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -16,12 +16,19 @@ queued attempts of one heartbeat start concurrently and the heartbeat waits at m
 seconds for them. An attempt that did not start (Temporal slow, down or restarting) stays queued and
 is tried again on the next heartbeat, under the same workflow id, so a start that did reach Temporal
 is found, not repeated; Airflow's task_queued_timeout bounds how long it may wait.
+
+The scheduler stops on SIGTERM or SIGINT by raising SystemExit from its signal handler. When the
+signal lands while Python runs a weakref callback (garbage collection, which SQLAlchemy triggers
+often), that exception is printed as "Exception ignored" and lost: the scheduler would run on until
+systemd kills it, LocalExecutor tasks included, after TimeoutStopSec. The executor notes the signal, and
+if the scheduler's loop calls it again, raises the SystemExit there (see _guard_stop).
 """
 
 from __future__ import annotations
 
 import asyncio
 import queue
+import signal
 import threading
 import time
 from datetime import timedelta
@@ -81,6 +88,19 @@ def worker_concurrency(pollers) -> int:
     return sum(value for unused, value in latest.values())
 
 
+async def within_budget(coros: list) -> list:
+    """Run the coroutines at once and give each one's result or error, in order. Those still running after
+    START_BUDGET are cancelled and give a TimeoutError, which transient() counts as transient."""
+    tasks = [asyncio.ensure_future(coro) for coro in coros]
+    if not tasks:
+        return []
+    unused, pending = await asyncio.wait(tasks, timeout=START_BUDGET)
+    for task in pending:
+        task.cancel()
+    return [asyncio.TimeoutError("no answer within %ss" % START_BUDGET) if task in pending
+            else (task.exception() or task.result()) for task in tasks]
+
+
 def transient(error: BaseException) -> bool:
     """Whether an error of a call to Temporal may go away by itself (the server unreachable, slow or
     restarting) rather than say something about the request."""
@@ -106,6 +126,8 @@ class TemporalExecutor(BaseExecutor):
         self._workflows: dict[TaskInstanceKey, str] = {}
         self._warned = 0.0
         self._capacity_checked = 0.0
+        self._stop_signal = 0
+        self._ending = False
 
     # -- the event loop thread --------------------------------------------------------------------
     def start(self) -> None:
@@ -118,6 +140,23 @@ class TemporalExecutor(BaseExecutor):
                                                  data_converter=data_converter_from_airflow(), lazy=True))
         self.log.info("Temporal executor on %s, namespace %s, task queue %s", self.settings.address,
                       self.settings.namespace, self.settings.task_queue)
+        self._guard_stop()
+
+    def _guard_stop(self) -> None:
+        """Wrap the scheduler's SIGTERM and SIGINT handlers (installed before executors start) so that a
+        stop they request is remembered; sync() ends the scheduler's loop if it still runs after one."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(signum)
+            if not callable(previous):
+                continue
+
+            def noted(number, frame, previous=previous):
+                self._stop_signal = number
+                previous(number, frame)
+
+            signal.signal(signum, noted)
 
     def _call(self, coro, timeout: float = CALL_TIMEOUT) -> Any:
         """Run a coroutine on the executor's loop and wait for its result."""
@@ -174,21 +213,9 @@ class TemporalExecutor(BaseExecutor):
         self._capacity_checked = 0.0
 
     async def _start_batch(self, batch) -> dict:
-        """Start the batch's workflows at once; each key maps to None (started) or its error. Starts
-        still running after START_BUDGET are cancelled and count as transient errors."""
-        tasks = {key: asyncio.ensure_future(self._start_workflow(wf_id, attempt)) for key, wf_id, attempt in batch}
-        if not tasks:
-            return {}
-        unused, pending = await asyncio.wait(tasks.values(), timeout=START_BUDGET)
-        for task in pending:
-            task.cancel()
-        outcomes = {}
-        for key, task in tasks.items():
-            if task in pending:
-                outcomes[key] = asyncio.TimeoutError("no answer within %ss" % START_BUDGET)
-            else:
-                outcomes[key] = task.exception()
-        return outcomes
+        """Start the batch's workflows at once; each key maps to None (started) or its error."""
+        outcomes = await within_budget([self._start_workflow(wf_id, attempt) for unused, wf_id, attempt in batch])
+        return {key: outcome for (key, unused, unused), outcome in zip(batch, outcomes)}
 
     async def _start_workflow(self, wf_id: str, attempt: TaskAttempt) -> None:
         try:
@@ -251,6 +278,12 @@ class TemporalExecutor(BaseExecutor):
                 await asyncio.sleep(5)
 
     def sync(self) -> None:
+        if self._stop_signal and not self._ending:
+            # Called from the scheduler's loop after a stop signal: its SystemExit was lost.
+            number, self._stop_signal = self._stop_signal, 0
+            self.log.warning("the scheduler's exit on signal %d was lost (raised inside a garbage collection "
+                             "callback); exiting now", number)
+            raise SystemExit(0)
         while True:
             try:
                 key, wf_id, result, error = self._results.get_nowait()
@@ -307,26 +340,21 @@ class TemporalExecutor(BaseExecutor):
         return not_adopted
 
     async def _describe_all(self, wf_ids: list[str]) -> list:
-        """The status of each workflow, or the error of asking for it, all asked at once within START_BUDGET."""
+        """The status of each workflow, or the error of asking for it."""
         async def status(wf_id):
             return (await self._client.get_workflow_handle(wf_id).describe()).status
 
-        tasks = [asyncio.ensure_future(status(wf_id)) for wf_id in wf_ids]
-        if not tasks:
-            return []
-        unused, pending = await asyncio.wait(tasks, timeout=START_BUDGET)
-        for task in pending:
-            task.cancel()
-        return [asyncio.TimeoutError("no answer within %ss" % START_BUDGET) if task in pending
-                else (task.exception() or task.result()) for task in tasks]
+        return await within_budget([status(wf_id) for wf_id in wf_ids])
 
     def end(self) -> None:
         """Scheduler shutdown: report what already finished; running workflows go on in Temporal
         and the next scheduler adopts them."""
+        self._ending = True
         self.sync()
         self._shutdown()
 
     def terminate(self) -> None:
+        self._ending = True
         self._shutdown()
 
     def _shutdown(self) -> None:
