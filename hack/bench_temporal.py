@@ -33,14 +33,14 @@ N = int(os.environ.get("QA_BENCH_TASKS", "100"))
 CHAIN = int(os.environ.get("QA_BENCH_CHAIN", "20"))
 ROUNDS = int(os.environ.get("QA_BENCH_ROUNDS", "5"))
 SLOTS = 8
-DAGS = {
-    "bench_noop": '''import pendulum
+# N no-op tasks side by side, as many at once as the DAG allows.
+FAN = '''import pendulum
 from airflow.sdk import dag, task
 
 
-@dag(dag_id="bench_noop", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False,
+@dag(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False,
      max_active_tasks={n})
-def bench_noop():
+def fan():
     @task
     def noop(i: int) -> None:
         return None
@@ -49,8 +49,10 @@ def bench_noop():
         noop.override(task_id="noop_%03d" % i)(i)
 
 
-bench_noop()
-'''.format(n=N),
+fan()
+'''
+DAGS = {
+    "bench_noop": FAN.format(dag_id="bench_noop", n=N),
     "bench_chain": '''import pendulum
 from airflow.sdk import chain, dag, task
 
@@ -66,22 +68,8 @@ def bench_chain():
 
 bench_chain()
 '''.format(n=CHAIN),
-    "bench_warm": '''import pendulum
-from airflow.sdk import dag, task
-
-
-@dag(dag_id="bench_warm", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False)
-def bench_warm():
-    @task
-    def noop(i: int) -> None:
-        return None
-
-    for i in range({n}):
-        noop.override(task_id="noop_%d" % i)(i)
-
-
-bench_warm()
-'''.format(n=SLOTS),
+    # One task per slot before each round's measured runs: every worker slot and runner is warm.
+    "bench_warm": FAN.format(dag_id="bench_warm", n=SLOTS),
 }
 SCHEDULER_DROPIN = "/etc/systemd/system/airflow-scheduler.service.d/bench.conf"
 WORKER_DROPIN = "/etc/systemd/system/airflow-temporal-worker.service.d/bench.conf"

@@ -196,7 +196,7 @@ def test_a_stopped_play_leaves_no_process_behind(stop):
     hook = AnsibleHook()
     expected = {"on_kill": (AnsibleRunFailed, "cancelled"),
                 "timeout": (AnsibleRunFailed, "did not finish within 4s"),
-                "interrupted": (_Interrupted, "")}[stop]
+                "interrupted": (_Interrupted, None)}[stop]
     if stop == "on_kill":
         threading.Timer(4, hook.on_kill).start()
     previous = signal.signal(signal.SIGALRM, _interrupt)

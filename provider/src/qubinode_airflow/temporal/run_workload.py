@@ -57,16 +57,24 @@ FOR_TASKS = (
 log = logging.getLogger(__name__)
 
 
+def _adapter():
+    """The parser of workloads, built once per process."""
+    global _ADAPTER
+    if _ADAPTER is None:
+        from pydantic import TypeAdapter
+
+        from airflow.executors import workloads
+
+        _ADAPTER = TypeAdapter(workloads.All)
+    return _ADAPTER
+
+
 def warm() -> None:
     """Import and set up once what every attempt needs, so that each fork starts with it."""
-    global _ADAPTER
-    from pydantic import TypeAdapter
-
-    from airflow.executors import workloads
     from airflow.executors.base_executor import BaseExecutor  # noqa: F401 - imported for the forks
     from airflow.sdk.execution_time import supervisor  # noqa: F401 - imported for the forks
 
-    _ADAPTER = TypeAdapter(workloads.All)
+    _adapter()
     for name in FOR_TASKS:
         try:
             importlib.import_module(name)
@@ -91,9 +99,8 @@ def run(data: str) -> int:
 
     if not data.strip():
         return 0
-    if _ADAPTER is None:
-        warm()
-    workload = _ADAPTER.validate_json(data)
+    # A one-shot process (main) needs the parser only: the task imports the rest as it goes.
+    workload = _adapter().validate_json(data)
     try:
         return BaseExecutor.run_workload(
             workload, proctitle="airflow worker -- Temporal: %s" % workload.display_name
