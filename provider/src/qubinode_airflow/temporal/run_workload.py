@@ -14,13 +14,13 @@ because it already runs or ran elsewhere.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import sys
 
 from qubinode_airflow.temporal.codec import EXIT_REFUSED
 
-_ADAPTER = None
 # What a task process imports to parse a DAG file and run a task (measured on a task process of Airflow
 # 3.3: about 130 modules, 0.1 CPU-s, paid again by every fork unless its parent imported them).
 # LocalExecutor's processes inherit them from the scheduler; a module missing here only costs time.
@@ -57,16 +57,14 @@ FOR_TASKS = (
 log = logging.getLogger(__name__)
 
 
+@functools.cache
 def _adapter():
     """The parser of workloads, built once per process."""
-    global _ADAPTER
-    if _ADAPTER is None:
-        from pydantic import TypeAdapter
+    from pydantic import TypeAdapter
 
-        from airflow.executors import workloads
+    from airflow.executors import workloads
 
-        _ADAPTER = TypeAdapter(workloads.All)
-    return _ADAPTER
+    return TypeAdapter(workloads.All)
 
 
 def warm() -> None:
