@@ -13,9 +13,10 @@ server with pipelining on. The container's file system is mounted only when a fi
 That one command is `nsenter` into the namespaces of the container's init (its PID cached on the
 controller, checked against the container's uuid before each use), with the init's environment: about
 4 ms of CPU where `podman exec` costs about 140 ms (the podman command, conmon and runc) on the test
-machines. The command runs in the container's namespaces, as root, outside the container's cgroup:
-services and anything the command starts through systemd (podman's containers too) run in the
-container's cgroups as before. ansible_qa_podman_nsenter: false brings `podman exec` back.
+machines. The command runs in the container's mount, PID, network, IPC and UTS namespaces, as root,
+outside the container's cgroup: services and anything the command starts through systemd run in the
+container's cgroups as before. A host whose tasks run podman themselves (the podman scenario) sets
+ansible_qa_podman_nsenter to false and keeps `podman exec`.
 """
 
 from __future__ import annotations
