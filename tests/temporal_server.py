@@ -10,6 +10,11 @@ import socket
 import subprocess
 import time
 
+# A loaded machine (the test jobs run side by side) can take long to start the dev server; a server
+# that exits (a port another process took between free_port() and its bind) is started again.
+START_SECONDS = 120
+ATTEMPTS = 3
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -17,25 +22,48 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start(binary: pathlib.Path, data: pathlib.Path, port: int, log: pathlib.Path) -> subprocess.Popen:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(binary), "server", "start-dev", "--headless", "--db-filename", str(data / "t.db"),
+             "--ip", "127.0.0.1", "--port", str(port), "--http-port", str(free_port()),
+             "--metrics-port", str(free_port()), "--namespace", "airflow", "--log-level", "error"],
+            stdout=out, stderr=subprocess.STDOUT)
+
+
+def _serving(binary: pathlib.Path, address: str) -> bool:
+    return "SERVING" in subprocess.run([str(binary), "operator", "cluster", "health", "--address", address],
+                                       capture_output=True, text=True, check=False).stdout
+
+
 @contextlib.contextmanager
 def temporal_server(binary: pathlib.Path, data: pathlib.Path, port: int | None = None):
     """Yields the server's host:port once it answers; stops it afterwards. The same `data` and `port`
     again start the same server with its state, as a restart does."""
-    port = port or free_port()
-    proc = subprocess.Popen(
-        [str(binary), "server", "start-dev", "--headless", "--db-filename", str(data / "t.db"), "--ip", "127.0.0.1",
-         "--port", str(port), "--http-port", str(free_port()), "--metrics-port", str(free_port()),
-         "--namespace", "airflow", "--log-level", "error"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    address = "127.0.0.1:%d" % port
+    fixed = port is not None
+    log = data / "server.log"
+    proc = None
     try:
-        deadline = time.monotonic() + 30
-        while "SERVING" not in subprocess.run([str(binary), "operator", "cluster", "health", "--address", address],
-                                              capture_output=True, text=True, check=False).stdout:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the Temporal server did not start")
-            time.sleep(0.5)
+        for _ in range(ATTEMPTS):
+            port = port if fixed else free_port()
+            address = "127.0.0.1:%d" % port
+            proc = _start(binary, data, port, log)
+            deadline = time.monotonic() + START_SECONDS
+            while proc.poll() is None and not _serving(binary, address):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            if proc.poll() is None and _serving(binary, address):
+                break
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(30)
+            proc = None
+        if proc is None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError("the Temporal server did not start in %d attempts; its output:\n%s" % (ATTEMPTS, tail))
         yield address
     finally:
-        proc.terminate()
-        proc.wait(30)
+        if proc is not None:
+            proc.terminate()
+            proc.wait(30)
