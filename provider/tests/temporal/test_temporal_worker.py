@@ -59,7 +59,8 @@ WORKER = textwrap.dedent("""
     from qubinode_airflow.temporal.sealing import data_converter
     worker.RUNNER = "stand_in"
     settings = Settings.from_getter(lambda name, default: {{"address": {address!r}, "task_queue": {queue!r}}}.get(name, default))
-    asyncio.run(worker.serve(settings, 2, converter=data_converter({secret!r}, keyring={keyring!r}, strict=True)))
+    asyncio.run(worker.serve(settings, 2, converter=data_converter({secret!r}, keyring={keyring!r}, strict=True),
+                             drain_timeout={drain!r}))
 """)
 
 
@@ -73,13 +74,13 @@ def start_worker(tmp_path, temporal, queue):
     (tmp_path / "stand_in.py").write_text(STAND_IN.format(started=str(tmp_path / "started")))
     procs = []
 
-    def start(keyring=None):
+    def start(keyring=None, drain=5):
         script = WORKER.format(src=str(ROOT / "provider" / "src"), address=temporal, queue=queue, secret=SECRET,
-                               keyring=keyring)
+                               keyring=keyring, drain=drain)
         # The task runner is a separate interpreter: it finds the stand-in as it would find Airflow.
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
-        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=env)
+        with open(tmp_path / ("worker%d.log" % len(procs)), "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=log, env=env)
         procs.append(proc)
         time.sleep(2)  # let it start polling
         return proc
@@ -125,10 +126,11 @@ def lines(marker):
 
 
 def alive(pid):
+    """Running, or stopped: not gone, and not a zombie its new parent has yet to reap."""
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
         return False
 
 
@@ -144,25 +146,63 @@ def test_an_attempt_runs_once_and_reports_its_exit_code(temporal, queue, start_w
 
 
 def test_a_lost_worker_hands_the_attempt_to_another(temporal, queue, start_worker, tmp_path):
-    import threading
-
     first = start_worker()
     marker = tmp_path / "ran"
-    outcome = {}
-    thread = threading.Thread(target=lambda: outcome.update(r=run(temporal, queue, {"marker": str(marker), "sleep": 6})))
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not pids(marker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    child = pids(marker)[0]
-    # What systemd does when the worker's main process dies: the whole unit goes, child included.
+    grandchild = tmp_path / "grandchild"
+    outcome = in_background(temporal, queue, {"marker": str(marker), "sleep": 6, "grandchild": str(grandchild)})
+    assert wait_for(lambda: pids(marker) and grandchild.exists(), 10)
+    child, started = pids(marker)[0], int(grandchild.read_text())
+    # The worker's main process dies alone: its task runner stops the attempt's session at once (systemd
+    # would let it run on for the unit's stop timeout, without a worker heartbeating for it).
     first.send_signal(signal.SIGKILL)
-    os.killpg(child, signal.SIGKILL)
+    assert wait_for(lambda: not alive(child) and not alive(started), 10)
     start_worker()
-    thread.join(120)
+    outcome["thread"].join(120)
     result = outcome["r"]
     assert isinstance(result, AttemptResult) and result.exit_code == 0, result
     assert result.attempt == 2 and len(pids(marker)) == 2
+
+
+def in_background(temporal, queue, spec):
+    """Run an attempt from a thread; the outcome lands in the returned dict under "r"."""
+    import threading
+
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(r=run(temporal, queue, spec)), daemon=True)
+    thread.start()
+    outcome["thread"] = thread
+    return outcome
+
+
+def test_a_stopped_worker_lets_its_attempt_end_and_takes_no_new_one(temporal, queue, start_worker, tmp_path):
+    first = start_worker(drain=60)
+    running, queued = tmp_path / "running", tmp_path / "queued"
+    a = in_background(temporal, queue, {"marker": str(running), "sleep": 6})
+    assert wait_for(lambda: pids(running), 10)
+    stopped = time.monotonic()
+    first.send_signal(signal.SIGTERM)
+    b = in_background(temporal, queue, {"marker": str(queued)})
+    first.wait(40)
+    # The worker waited for the attempt it ran and exited then; the attempt queued meanwhile stayed queued.
+    assert time.monotonic() - stopped >= 3
+    assert not pids(queued) and len(pids(running)) == 1
+    start_worker()
+    for outcome in (a, b):
+        outcome["thread"].join(90)
+    assert isinstance(a["r"], AttemptResult) and a["r"].exit_code == 0 and a["r"].attempt == 1, a["r"]
+    assert isinstance(b["r"], AttemptResult) and b["r"].exit_code == 0, b["r"]
+    assert len(pids(running)) == 1 and len(pids(queued)) == 1
+
+
+def test_an_attempt_that_outlasts_the_drain_is_stopped_and_named(temporal, queue, start_worker, tmp_path):
+    first = start_worker(drain=1)
+    marker = tmp_path / "ran"
+    in_background(temporal, queue, {"marker": str(marker), "sleep": 120})
+    assert wait_for(lambda: pids(marker), 10)
+    first.send_signal(signal.SIGTERM)
+    first.wait(40)
+    assert not alive(pids(marker)[0])
+    assert "test: stopped before it ended, the worker's drain timeout is over" in (tmp_path / "worker0.log").read_text()
 
 
 def test_cancelling_the_workflow_stops_the_task_process(temporal, queue, start_worker, tmp_path):

@@ -177,3 +177,12 @@ def test_bad_copy_settings_are_refused_before_a_backup_is_taken(run_playbook, tm
     assert result.rc != 0
     assert says in result.output
     assert result.stats.get("ok", 0) == 0  # not even the look for the backup configuration ran
+
+
+@pytest.mark.parametrize(("var", "value"), [("temporal_worker_concurrency", 0), ("temporal_worker_drain_timeout", -1)])
+def test_bad_worker_settings_are_refused_naming_the_variable_before_any_change(run_playbook, tmp_path, var, value):
+    result = run_playbook(PLAY.format(role="temporal_worker", store=tmp_path / "s.yml"), "-e",
+                          json.dumps({var: value}))
+    assert result.rc != 0
+    assert f"{var} ({value})" in result.output
+    assert result.changed <= 4  # only the secrets file, the record of its fingerprints and their directories

@@ -12,7 +12,10 @@ separate interpreter and talks to it over a SOCK_SEQPACKET socket pair:
   when that child ended (its exit code, or minus the signal that killed it).
 Each child starts a session of its own (stopping an attempt signals everything its task started),
 reads its workload, runs it and leaves with os._exit once its output is flushed (no interpreter
-shutdown). The server exits when the worker closes its end, after its children ended.
+shutdown). The server exits when the worker closes its end, after its children ended. A worker that
+stops closes its end once it stopped its attempts; if the worker dies instead (killed, out of memory),
+the attempts still running have nobody to heartbeat for them or to report them, and Temporal hands them
+to another worker: the server kills their sessions at once, as systemd would kill the whole unit.
 """
 
 from __future__ import annotations
@@ -114,6 +117,11 @@ def serve(fd: int, runner_name: str) -> None:
                         os.close(extra)
                     sel.unregister(sock)
                     listening = False
+                    if children:
+                        log.warning("forkserver: the worker is gone; its %d running attempts are killed",
+                                    len(children))
+                        for pid in children:
+                            _kill_session(pid)
                     continue
                 if msg != REQUEST or len(fds) != 1:
                     for extra in fds:
@@ -138,6 +146,17 @@ def serve(fd: int, runner_name: str) -> None:
                 if listening:
                     _reply(sock, ENDED, pid, os.waitstatus_to_exitcode(status))
     sock.close()
+
+
+def _kill_session(pid: int) -> None:
+    """SIGKILL to a child's session (the task and whatever it started); to the child itself if it has
+    not made its session yet."""
+    for kill, target in ((os.killpg, pid), (os.kill, pid)):
+        try:
+            kill(target, signal.SIGKILL)
+            return
+        except ProcessLookupError:
+            continue
 
 
 def _reply(sock: socket.socket, kind: bytes, pid: int, code: int) -> None:

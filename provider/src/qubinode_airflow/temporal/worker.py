@@ -2,13 +2,19 @@
 # SPDX-License-Identifier: Apache-2.0
 """The Temporal worker that runs Airflow task attempts.
 
-    qubinode-temporal-worker [--concurrency N]
+    qubinode-temporal-worker [--concurrency N] [--drain-timeout SECONDS]
 
 Settings come from [qubinode_temporal] of airflow.cfg, the same file the scheduler reads. Each
 attempt runs in a child process of its own while the activity heartbeats to Temporal; if this worker
 dies, Temporal gives the attempt to another worker once the heartbeat is overdue. The children are
 forks of one task runner (forkserver.py) that imported Airflow once, when the worker started:
 importing Airflow is most of a short task's cost.
+
+A stop (SIGTERM or SIGINT) drains the worker: it takes no new attempt and waits up to the drain timeout
+for the running ones to end. Those still running then are stopped (SIGTERM, then SIGKILL after
+STOP_GRACE seconds), each named in a warning; Airflow records them as failed tries and retries them as
+the task's retries allow. A workflow whose attempt ended during the drain is completed by another
+worker, or by this one once it runs again.
 """
 
 from __future__ import annotations
@@ -32,7 +38,10 @@ from qubinode_airflow.temporal.sealing import data_converter_from_airflow
 from qubinode_airflow.temporal.workflow import TaskAttemptWorkflow
 
 log = logging.getLogger("qubinode_airflow.temporal.worker")
+# Seconds a stopped attempt's task process gets between SIGTERM and SIGKILL.
 STOP_GRACE = 30
+# Seconds a stopping worker waits for its running attempts by default (--drain-timeout).
+DRAIN_TIMEOUT = 600
 # The module each attempt's fork runs (tests put a stand-in for Airflow's task process here).
 RUNNER = "qubinode_airflow.temporal.run_workload"
 RUNNERS = None
@@ -56,7 +65,10 @@ async def run_airflow_task(attempt: TaskAttempt) -> AttemptResult:
             except asyncio.TimeoutError:
                 activity.heartbeat()
     except asyncio.CancelledError:
-        # The workflow was cancelled (Airflow revoked the attempt) or this worker is stopping.
+        # The workflow was cancelled (Airflow revoked the attempt), or this worker is stopping and its
+        # drain timeout is over.
+        if activity.is_worker_shutdown():
+            log.warning("%s: stopped before it ended, the worker's drain timeout is over", attempt.summary)
         await _stop(proc)
         raise
     log.info("%s finished with exit code %s", attempt.summary, code)
@@ -90,7 +102,7 @@ async def connect(settings: Settings, converter, attempts: int = 30, concurrency
     raise AssertionError("unreachable")
 
 
-async def serve(settings: Settings, concurrency: int, converter=None) -> None:
+async def serve(settings: Settings, concurrency: int, converter=None, drain_timeout: int = DRAIN_TIMEOUT) -> None:
     """`converter` seals the payloads; by default with the key of this host's Airflow configuration."""
     global RUNNERS
     client = await connect(settings, converter or data_converter_from_airflow(strict=True), concurrency=concurrency)
@@ -103,7 +115,7 @@ async def serve(settings: Settings, concurrency: int, converter=None) -> None:
         workflows=[TaskAttemptWorkflow],
         activities=[run_airflow_task],
         max_concurrent_activities=concurrency,
-        graceful_shutdown_timeout=timedelta(seconds=STOP_GRACE),
+        graceful_shutdown_timeout=timedelta(seconds=drain_timeout),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -114,7 +126,7 @@ async def serve(settings: Settings, concurrency: int, converter=None) -> None:
     try:
         async with worker:
             await stop.wait()
-            log.info("stopping: running attempts get %ss to finish", STOP_GRACE)
+            log.info("stopping: no new attempt; running attempts get %ss to end", drain_timeout)
     finally:
         await RUNNERS.close()
 
@@ -122,6 +134,8 @@ async def serve(settings: Settings, concurrency: int, converter=None) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="qubinode-temporal-worker", description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, help="task attempts at once ([qubinode_temporal] worker_concurrency)")
+    parser.add_argument("--drain-timeout", type=int, default=DRAIN_TIMEOUT,
+                        help="seconds a stop waits for running attempts before it stops them (default %(default)s)")
     # Units written before the fork server pass --prestart: accepted, and ignored.
     parser.add_argument("--prestart", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -132,7 +146,9 @@ def main(argv=None) -> int:
         parser.error(str(e))
     if args.prestart is not None:
         log.warning("--prestart is ignored: every attempt is a fork of one task runner that imported Airflow once")
-    asyncio.run(serve(settings, args.concurrency or settings.worker_concurrency))
+    if args.drain_timeout < 0:
+        parser.error("--drain-timeout must be 0 or more seconds, not %d" % args.drain_timeout)
+    asyncio.run(serve(settings, args.concurrency or settings.worker_concurrency, drain_timeout=args.drain_timeout))
     return 0
 
 
