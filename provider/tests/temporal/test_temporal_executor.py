@@ -48,7 +48,7 @@ def env(monkeypatch, tmp_path):
 
 def start_worker(env, address):
     script = WORKER.format(src=str(ROOT / "provider" / "src"), address=address, queue=env.queue, secret=SECRET,
-                           keyring=None).replace('"stand_in"', '"runner_stand_in"')
+                           keyring=None, drain=5).replace('"stand_in"', '"runner_stand_in"')
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=dict(os.environ, PYTHONPATH=str(env.dir), QA_RAN=str(env.ran)))
     env.procs.append(proc)
