@@ -30,7 +30,7 @@ from datetime import timedelta
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from qubinode_airflow.temporal.codec import ACTIVITY_NAME, CONCURRENCY_MARK, AttemptResult, Settings, TaskAttempt
 from qubinode_airflow.temporal.forkserver import ForkServer
@@ -113,6 +113,9 @@ async def serve(settings: Settings, concurrency: int, converter=None, drain_time
         client,
         task_queue=settings.task_queue,
         workflows=[TaskAttemptWorkflow],
+        # The workflow is a few lines that call only Temporal's workflow API (workflow.py): the sandbox,
+        # which re-imports its module for every workflow run, would guard nothing and cost CPU per attempt.
+        workflow_runner=UnsandboxedWorkflowRunner(),
         activities=[run_airflow_task],
         max_concurrent_activities=concurrency,
         graceful_shutdown_timeout=timedelta(seconds=drain_timeout),

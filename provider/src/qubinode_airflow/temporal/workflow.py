@@ -1,7 +1,8 @@
 # Copyright (c) qubinode.airflow contributors
 # SPDX-License-Identifier: Apache-2.0
 """The workflow of one Airflow task attempt: one activity, retried on another worker when the
-worker running it stops heartbeating. Loaded inside Temporal's sandbox: no Airflow imports."""
+worker running it stops heartbeating. The worker runs it outside Temporal's sandbox: it must stay
+deterministic by itself (only the workflow API, no Airflow, no clock, no I/O)."""
 
 from __future__ import annotations
 
