@@ -44,7 +44,7 @@ def temporal_server(binary: pathlib.Path, data: pathlib.Path, port: int | None =
     log = data / "server.log"
     proc = None
     try:
-        for _ in range(ATTEMPTS):
+        for unused_try in range(ATTEMPTS):
             port = port if fixed else free_port()
             address = "127.0.0.1:%d" % port
             proc = _start(binary, data, port, log)
