@@ -36,6 +36,18 @@ def _serving(binary: pathlib.Path, address: str) -> bool:
                                        capture_output=True, text=True, check=False).stdout
 
 
+def _answers(proc: subprocess.Popen, binary: pathlib.Path, address: str) -> bool:
+    """Whether the server answers within START_SECONDS; False as soon as it exits."""
+    deadline = time.monotonic() + START_SECONDS
+    while proc.poll() is None:
+        if _serving(binary, address):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return False
+
+
 @contextlib.contextmanager
 def temporal_server(binary: pathlib.Path, data: pathlib.Path, port: int | None = None):
     """Yields the server's host:port once it answers; stops it afterwards. The same `data` and `port`
@@ -48,12 +60,7 @@ def temporal_server(binary: pathlib.Path, data: pathlib.Path, port: int | None =
             port = port if fixed else free_port()
             address = "127.0.0.1:%d" % port
             proc = _start(binary, data, port, log)
-            deadline = time.monotonic() + START_SECONDS
-            while proc.poll() is None and not _serving(binary, address):
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
-            if proc.poll() is None and _serving(binary, address):
+            if _answers(proc, binary, address):
                 break
             if proc.poll() is None:
                 proc.kill()

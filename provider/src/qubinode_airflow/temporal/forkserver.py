@@ -121,7 +121,7 @@ def serve(fd: int, runner_name: str) -> None:
                         log.warning("forkserver: the worker is gone; its %d running attempts are killed",
                                     len(children))
                         for pid in children:
-                            _kill_session(pid)
+                            _signal_session(pid, signal.SIGKILL)
                     continue
                 if msg != REQUEST or len(fds) != 1:
                     for extra in fds:
@@ -148,15 +148,16 @@ def serve(fd: int, runner_name: str) -> None:
     sock.close()
 
 
-def _kill_session(pid: int) -> None:
-    """SIGKILL to a child's session (the task and whatever it started); to the child itself if it has
-    not made its session yet."""
-    for kill, target in ((os.killpg, pid), (os.kill, pid)):
+def _signal_session(pid: int, sig: int) -> None:
+    """Signal a child's session (the task and whatever it started); the child itself if it has not made
+    its session yet."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
         try:
-            kill(target, signal.SIGKILL)
-            return
+            os.kill(pid, sig)
         except ProcessLookupError:
-            continue
+            pass
 
 
 def _reply(sock: socket.socket, kind: bytes, pid: int, code: int) -> None:
@@ -185,15 +186,8 @@ class Attempt:
     def signal(self, sig: int) -> None:
         """Signal the attempt's session (the task and whatever it started); the child itself if it has
         not made its session yet."""
-        if self.returncode is not None:
-            return
-        try:
-            os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            try:
-                os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
+        if self.returncode is None:
+            _signal_session(self.pid, sig)
 
 
 class ForkServer:
