@@ -122,6 +122,8 @@ ENTRY_POINT = """
     # The role's secrets dependency keeps its files in the test's directory, not in the machine's /etc.
     secrets_store_path: {config.parent}/secrets/secrets.yml
     secrets_record_path: {config.parent}/secrets/record.yml
+    secrets_tls_dir: {config.parent}/secrets/tls
+    secrets_crypto_packages: []
   tasks:
     - ansible.builtin.include_role:
         name: qubinode.airflow.airflow
