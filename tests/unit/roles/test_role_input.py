@@ -53,8 +53,8 @@ def test_wrong_type_names_the_variable(run_playbook, tmp_path, role, var, value)
 
 
 @pytest.mark.parametrize(("address", "method", "says"), [
-    ("10.0.0.0/8", "trust", "postgresql_hba_extra[0].method 'trust' is not allowed for host entries"),
-    ("10.0.0.0/8", "ident", "postgresql_hba_extra[0].method 'ident' is not allowed for host entries"),
+    ("10.0.0.0/8", "trust", "postgresql_hba_extra[0].method 'trust' is not allowed for hostssl entries"),
+    ("10.0.0.0/8", "ident", "postgresql_hba_extra[0].method 'ident' is not allowed for hostssl entries"),
     # a second line smuggled through the address field
     ("0.0.0.0/0 trust #", "scram-sha-256", "postgresql_hba_extra[0].address '0.0.0.0/0 trust #'"),
 ])
