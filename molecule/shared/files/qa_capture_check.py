@@ -2,7 +2,8 @@
 
 Usage: qa_capture_check.py CAPTURE; reads {"secrets": {name: value}, "markers": {name: value}} as JSON on
 stdin, so that no value is on a command line. Prints one JSON line with the names of what was found in the
-capture's bytes (never a value): the secrets, JSON Web Tokens, unsealed Airflow workloads, and the markers
+capture's bytes (never a value): the secrets, JSON Web Tokens, unsealed Airflow workloads, Temporal calls about
+task attempts in clear, and the markers
 (plain text sent on purpose, which proves the capture saw the traffic). Also counts the packets per
 TCP port pair of the test network, so that a capture that saw nothing cannot pass.
 """
@@ -16,6 +17,8 @@ import sys
 JWT_RE = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
 # An Airflow workload as JSON, which the Temporal engine seals before it leaves the scheduler.
 WORKLOAD_RE = re.compile(rb'"type"\s*:\s*"ExecuteTask"|"ExecuteTask"')
+# The workflow type of a task attempt, which every plain gRPC call about one names.
+TEMPORAL_RE = re.compile(rb"airflow-task-attempt")
 
 
 def packets(data):
@@ -52,6 +55,7 @@ def main(path):
     found = sorted(name for name, value in wanted["secrets"].items() if value and value.encode() in data)
     markers = sorted(name for name, value in wanted["markers"].items() if value.encode() in data)
     print(json.dumps({"secrets": found, "jwt": len(JWT_RE.findall(data)), "workloads": len(WORKLOAD_RE.findall(data)),
+                      "temporal_in_clear": len(TEMPORAL_RE.findall(data)),
                       "markers": markers, "packets_by_port": {str(k): v for k, v in sorted(flows.items())}}))
 
 
