@@ -128,14 +128,17 @@ restore_by_hand=$(secs on_host sh -c 'runuser -u postgres -- pg_restore --create
 play playbooks/site.yml
 on_host_stdin sh -c 'cat > /root/poll.py' <<'PY'
 import json
+import ssl
 import time
 import urllib.request
+
+CA = ssl.create_default_context(cafile="/etc/airflow/ca.crt")
 
 with open("/root/poll.log", "w") as log:
     while True:
         t = time.time()
         try:
-            with urllib.request.urlopen("http://127.0.0.1:8080/api/v2/monitor/health", timeout=2) as r:
+            with urllib.request.urlopen("https://127.0.0.1:8080/api/v2/monitor/health", timeout=2, context=CA) as r:
                 h = json.load(r)
             ok = all(h[c]["status"] == "healthy" for c in ("metadatabase", "scheduler"))
         except Exception:
@@ -154,7 +157,7 @@ downtime() {  # seconds the API was not healthy during "$@"
                                     {last = $1} END {if (down) total += last - down; printf "%.1f", total}'
 }
 restart_all() { on_host systemctl restart airflow-api-server airflow-scheduler airflow-dag-processor airflow-triggerer; \
-                until on_host python3 -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:8080/api/v2/monitor/health", timeout=2)' 2>/dev/null; do sleep 0.5; done; }
+                until on_host python3 -c 'import ssl, urllib.request; urllib.request.urlopen("https://127.0.0.1:8080/api/v2/monitor/health", timeout=2, context=ssl.create_default_context(cafile="/etc/airflow/ca.crt"))' 2>/dev/null; do sleep 0.5; done; }
 restart_down=$(downtime restart_all)
 
 on_host install -d -o root -g airflow -m 0755 /var/lib/airflow/config

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
 
 HOST = os.environ.get("QA_UP_NAME", "qubinode-airflow-dev")
-API = "http://127.0.0.1:%s" % os.environ.get("QA_UI_PORT", "18080")
+API = "https://127.0.0.1:%s" % os.environ.get("QA_UI_PORT", "18080")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tls():
+    """Trust the stack's CA, which `make up` copies next to its inventory."""
+    return ssl.create_default_context(cafile=os.path.join(os.environ["QA_CACHE"], "up", "ca.crt"))
 
 
 def sh(script):
@@ -43,14 +49,14 @@ class Api:
             req = urllib.request.Request(API + "/auth/token", method="POST",
                                          data=json.dumps({"username": "admin", "password": self.password}).encode(),
                                          headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=_tls()) as resp:
                 self.token = json.load(resp)["access_token"]
         req = urllib.request.Request(API + "/api/v2/" + path, method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
                                      headers={"Authorization": "Bearer " + self.token,
                                               "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=_tls()) as resp:
                 text = resp.read()
                 return resp.status, json.loads(text) if text else None
         except urllib.error.HTTPError as e:

@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
 # Installs what the local test hosts and tests need on a bare machine:
-# podman, runc and debootstrap from the OS packages, and the controller tools
-# in a project virtualenv. Safe to run again; it only does what is missing.
+# podman, runc, debootstrap and haproxy (the unit tests' TLS frontend of Temporal) from the OS packages, and
+# the controller tools in a project virtualenv. Safe to run again; it only does what is missing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 missing=()
-for tool in podman runc debootstrap; do
+for tool in podman runc debootstrap haproxy; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   qa_log "installing ${missing[*]}"
   if command -v apt-get >/dev/null 2>&1; then
     qa_sudo apt-get update -q >/dev/null
-    qa_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc debootstrap >/dev/null
+    qa_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc debootstrap haproxy >/dev/null
   elif command -v dnf >/dev/null 2>&1; then
-    qa_sudo dnf install -y -q podman runc debootstrap
+    qa_sudo dnf install -y -q podman runc debootstrap haproxy
   else
-    echo "install podman, runc and debootstrap, then run this again" >&2
+    echo "install podman, runc, debootstrap and haproxy, then run this again" >&2
     exit 1
   fi
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tests of the Airflow provider package inside real Airflow: a virtualenv with Airflow (the
-# collection's shipped constraints), ansible-runner, ansible-core and libvirt-python, rebuilt only
+# collection's shipped constraints), ansible-runner, the ansible package and libvirt-python, rebuilt only
 # when its requirements change. libvirt-python compiles against the OS's libvirt headers.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"

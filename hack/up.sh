@@ -26,7 +26,7 @@ cat >"$inventory" <<INV
 all:
   vars:
     ansible_connection: containers.podman.podman
-    airflow_base_url: http://127.0.0.1:$port
+    airflow_base_url: https://127.0.0.1:$port
   children:
     airflow_db:
       hosts:
@@ -39,9 +39,14 @@ INV
 qa_log "deploying with qubinode.airflow.site"
 ANSIBLE_PIPELINING=true ansible-playbook -i "$inventory" "$QA_ROOT/playbooks/site.yml" "$@"
 
+# The stack's CA signed the api-server's certificate (it names 127.0.0.1): a browser or curl trusts it from here.
+qa_sudo podman cp "$name:/etc/airflow/ca.crt" "$QA_CACHE/up/ca.crt"
+
 cat <<MSG
 
-Airflow is up: http://127.0.0.1:$port  (user: admin)
+Airflow is up: https://127.0.0.1:$port  (user: admin)
+Its certificate is signed by the stack's own CA, copied to $QA_CACHE/up/ca.crt: import it into the
+browser's authorities (or: curl --cacert $QA_CACHE/up/ca.crt https://127.0.0.1:$port/api/v2/monitor/health).
 The admin password is in the root-only secrets file on the test host:
   sudo podman exec $name grep airflow_admin_password /etc/qubinode-airflow/secrets.yml
 Inventory used: $inventory    Remove everything with: make down

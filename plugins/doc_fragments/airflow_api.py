@@ -16,8 +16,10 @@ options:
     description:
       - Base URL of the Airflow api-server, without C(/api/v2).
       - If not set, the environment variable E(AIRFLOW_API_URL) is used.
+      - Without either, the api-server of the host the module runs on - C(https://127.0.0.1:8080) checked against
+        the stack's CA when the host has the airflow role's copy of it (C(/etc/airflow/ca.crt)), else
+        C(http://127.0.0.1:8080).
     type: str
-    default: http://127.0.0.1:8080
   api_username:
     description:
       - User that logs in at C(POST /auth/token). It needs the Admin or Op role.
@@ -45,6 +47,7 @@ options:
   ca_path:
     description:
       - A PEM file of the CA that signed the api-server's certificate.
+      - Defaults to C(/etc/airflow/ca.crt) when O(api_url) is not set and that file exists.
     type: path
   api_timeout:
     description:

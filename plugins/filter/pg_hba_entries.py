@@ -60,7 +60,7 @@ def pg_hba_entries(entries, var="postgresql_hba_extra"):
     """The entries, each field checked; an AnsibleFilterError names the entry, the field and the fix."""
     for index, entry in enumerate(entries or []):
         where = "%s[%d]" % (var, index)
-        kind = entry.get("type") or "host"
+        kind = entry.get("type") or "hostssl"
         if kind not in HBA_METHODS:
             raise AnsibleFilterError("%s.type %r: use local, host, hostssl or hostnossl" % (where, kind))
         for field in ("database", "user"):

@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 import socket
 import time
 
@@ -29,7 +30,7 @@ RETRY_STATUSES = (500, 502, 503, 504)
 def airflow_api_argument_spec():
     """Connection options shared by every module; documented in doc_fragments/airflow_api.py."""
     return dict(
-        api_url=dict(type="str", default="http://127.0.0.1:8080", fallback=(env_fallback, ["AIRFLOW_API_URL"])),
+        api_url=dict(type="str", fallback=(env_fallback, ["AIRFLOW_API_URL"])),
         api_username=dict(type="str", default="admin", fallback=(env_fallback, ["AIRFLOW_API_USERNAME"])),
         api_password=dict(type="str", no_log=True, fallback=(env_fallback, ["AIRFLOW_API_PASSWORD"])),
         api_token=dict(type="str", no_log=True, fallback=(env_fallback, ["AIRFLOW_API_TOKEN"])),
@@ -38,6 +39,19 @@ def airflow_api_argument_spec():
         api_timeout=dict(type="float", default=30.0),
         api_retries=dict(type="int", default=3),
     )
+
+
+# The airflow role's copy of the stack's CA on an Airflow host: there when its api-server serves HTTPS.
+LOCAL_CA = "/etc/airflow/ca.crt"
+LOCAL_PORT = 8080
+
+
+def local_api(ca=None):
+    """(api_url, ca_path) of this host's own api-server: HTTPS against the stack's CA when the host has it."""
+    ca = ca or LOCAL_CA
+    if os.path.isfile(ca):
+        return "https://127.0.0.1:%d" % LOCAL_PORT, ca
+    return "http://127.0.0.1:%d" % LOCAL_PORT, None
 
 
 class AirflowAPIError(Exception):
@@ -77,16 +91,20 @@ class AirflowAPI:
     """
 
     def __init__(self, params, opener=None, sleep=time.sleep):
-        self.base = (params.get("api_url") or "").rstrip("/")
+        api_url, ca_path = params.get("api_url"), params.get("ca_path")
+        if not api_url:
+            api_url, local_ca = local_api()
+            ca_path = ca_path or local_ca
+        self.base = api_url.rstrip("/")
         if not self.base.startswith(("http://", "https://")):
             raise AirflowAPIError(
                 "api_url %r is not an http(s) URL: set api_url (or AIRFLOW_API_URL) to the Airflow "
-                "api-server, for example http://127.0.0.1:8080" % (params.get("api_url"),))
+                "api-server, for example https://127.0.0.1:8080" % (params.get("api_url"),))
         self.username = params.get("api_username")
         self.password = params.get("api_password")
         self.token = params.get("api_token")
         self.validate_certs = params.get("validate_certs", True)
-        self.ca_path = params.get("ca_path")
+        self.ca_path = ca_path
         self.timeout = params.get("api_timeout") or 30.0
         self.retries = max(0, params.get("api_retries") if params.get("api_retries") is not None else 3)
         self._open = opener or open_url

@@ -32,7 +32,8 @@ class OrchestratorError(Exception):
     pass
 
 
-def desired_settings(engine, address, namespace, task_queue, heartbeat_timeout=None, max_attempts=None):
+def desired_settings(engine, address, namespace, task_queue, heartbeat_timeout=None, max_attempts=None,
+                     tls=None):
     """The environment that selects `engine`. LocalExecutor stays available next to Temporal,
     so a task can still choose it with executor="LocalExecutor"."""
     if engine == "airflow":
@@ -47,7 +48,24 @@ def desired_settings(engine, address, namespace, task_queue, heartbeat_timeout=N
         out["AIRFLOW__QUBINODE_TEMPORAL__HEARTBEAT_TIMEOUT"] = str(heartbeat_timeout)
     if max_attempts:
         out["AIRFLOW__QUBINODE_TEMPORAL__MAX_ATTEMPTS"] = str(max_attempts)
+    # {ca, cert, key}: paths of the PEM files of a TLS frontend that requires a client certificate.
+    for name, path in sorted((tls or {}).items()):
+        if path:
+            out["AIRFLOW__QUBINODE_TEMPORAL__TLS_" + name.upper()] = path
     return out
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+HOST_TLS_FILES = (("ca", "ca.crt"), ("cert", "api.crt"), ("key", "api.key"))
+
+
+def host_tls(address, config_dir):
+    """The TLS files the airflow role gives a host ({ca, cert, key} in the configuration directory), when
+    `address` is not on loopback and the host has all three; else None (plain gRPC)."""
+    if address.rsplit(":", 1)[0] in LOOPBACK:
+        return None
+    files = dict((name, os.path.join(config_dir, base)) for name, base in HOST_TLS_FILES)
+    return files if all(os.path.isfile(path) for path in files.values()) else None
 
 
 def engine_of(settings):
@@ -85,14 +103,17 @@ def write(path, settings):
     os.rename(tmp, path)
 
 
-def check_temporal(module, venv, address, namespace, run_as=None, config_dir=None):
+def check_temporal(module, venv, address, namespace, run_as=None, config_dir=None, tls=None):
     """Ask the Temporal frontend from this host, with the Temporal SDK of Airflow's Python (the
     virtualenv's, or the services' image for the podman runtime)."""
     argv, env = airflow_python(venv, run_as, config_dir)
     if argv[0] != "podman" and not os.path.exists(argv[-1]):
         raise OrchestratorError("no Airflow virtualenv at %s: run the airflow (or temporal_worker) role on this "
                                 "host first, or set airflow_venv" % venv)
+    tls = tls or {}
     cmd = argv + ["-m", "qubinode_airflow.temporal.check", address, namespace]
+    if tls.get("ca"):
+        cmd += [tls["ca"]] + ([tls["cert"], tls["key"]] if tls.get("cert") else [])
     rc, out, err = module.run_command(cmd, environ_update=env)
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if not lines:

@@ -49,6 +49,20 @@ options:
     description: Task queue the Temporal workers poll.
     type: str
     default: airflow-tasks
+  temporal_tls_ca:
+    description:
+      - CA certificate (PEM file on the host) the frontend's certificate is checked against, for the host name of
+        O(temporal_address).
+      - Unset with O(temporal_tls_cert) and O(temporal_tls_key), and O(temporal_address) not on loopback, the
+        module uses the files the airflow role gives the host, C(ca.crt), C(api.crt) and C(api.key) in
+        O(airflow_config_dir), when the host has them; else this host talks plain gRPC (a frontend on loopback).
+    type: path
+  temporal_tls_cert:
+    description: Client certificate (PEM file on the host, readable by O(airflow_user)) presented to the frontend.
+    type: path
+  temporal_tls_key:
+    description: Key of O(temporal_tls_cert) (PEM file on the host, readable by O(airflow_user)).
+    type: path
   temporal_heartbeat_timeout:
     description: Seconds without a worker heartbeat before Temporal gives an attempt to another worker.
     type: int
@@ -134,6 +148,7 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._orchestrator imp
     check_temporal,
     desired_settings,
     engine_of,
+    host_tls,
     read,
     write,
 )
@@ -146,6 +161,9 @@ def main():
             temporal_address=dict(type="str", default="127.0.0.1:7233"),
             temporal_namespace=dict(type="str", default="airflow"),
             temporal_task_queue=dict(type="str", default="airflow-tasks"),
+            temporal_tls_ca=dict(type="path"),
+            temporal_tls_cert=dict(type="path"),
+            temporal_tls_key=dict(type="path"),
             temporal_heartbeat_timeout=dict(type="int"),
             temporal_max_attempts=dict(type="int"),
             check_temporal=dict(type="bool", default=True),
@@ -166,14 +184,24 @@ def main():
             for name in ("temporal_heartbeat_timeout", "temporal_max_attempts"):
                 if p[name] is not None and p[name] < 1:
                     raise OrchestratorError("%s must be 1 or more" % name)
+            if bool(p["temporal_tls_cert"]) != bool(p["temporal_tls_key"]):
+                raise OrchestratorError("temporal_tls_cert and temporal_tls_key go together: give both or neither")
+            if p["temporal_tls_cert"] and not p["temporal_tls_ca"]:
+                raise OrchestratorError("temporal_tls_cert is given without temporal_tls_ca: give the CA the "
+                                        "frontend's certificate is checked against")
+        tls = dict(ca=p["temporal_tls_ca"], cert=p["temporal_tls_cert"], key=p["temporal_tls_key"])
+        if p["engine"] == "temporal" and not any(tls.values()):
+            tls = host_tls(p["temporal_address"], p["airflow_config_dir"]) or tls
         path = os.path.join(p["airflow_config_dir"], ENV_FILE)
         current = read(path)
         want = desired_settings(p["engine"], p["temporal_address"], p["temporal_namespace"],
-                                p["temporal_task_queue"], p["temporal_heartbeat_timeout"], p["temporal_max_attempts"])
+                                p["temporal_task_queue"], p["temporal_heartbeat_timeout"], p["temporal_max_attempts"],
+                                tls)
         result.update(previous_engine=engine_of(current), settings=want)
         if p["engine"] == "temporal" and p["check_temporal"]:
             result["temporal"] = check_temporal(module, p["airflow_venv"], p["temporal_address"],
-                                                p["temporal_namespace"], p["airflow_user"], p["airflow_config_dir"])
+                                                p["temporal_namespace"], p["airflow_user"], p["airflow_config_dir"],
+                                                tls)
         if current != want:
             result["changed"] = True
             if module._diff:

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -17,10 +18,14 @@ import urllib.error
 import urllib.request
 
 
+# The stack's CA, which the api-server's certificate is checked against.
+CA = os.environ.get("QA_CA", "/etc/airflow/ca.crt")
+
+
 def call(url, body=None, headers=None, method=None):
     req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=30, context=ssl.create_default_context(cafile=CA)) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
@@ -28,7 +33,7 @@ def call(url, body=None, headers=None, method=None):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--api", default="http://127.0.0.1:8080")
+    ap.add_argument("--api", default="https://127.0.0.1:8080")
     ap.add_argument("--work", required=True, help="clone of the repository to commit in")
     ap.add_argument("--template", required=True, help="DAG file whose QA_DAG_ID each push replaces")
     ap.add_argument("--subdir", default="dags")

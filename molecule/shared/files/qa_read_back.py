@@ -7,13 +7,16 @@ Prints {id: object or null} as JSON: an independent reader of what the modules w
 
 import json
 import os
+import ssl
 import sys
 import urllib.request
 
 from airflow_client import client
 from airflow_client.client.exceptions import NotFoundException
 
-URL = os.environ.get("AIRFLOW_API_URL", "http://127.0.0.1:8080")
+URL = os.environ.get("AIRFLOW_API_URL", "https://127.0.0.1:8080")
+# The stack's CA, which the api-server's certificate is checked against.
+CA = os.environ.get("QA_CA", "/etc/airflow/ca.crt")
 SECRETS = "/etc/qubinode-airflow/secrets.yml"
 
 
@@ -28,12 +31,13 @@ def password():
 def token():
     body = json.dumps({"username": "admin", "password": password()}).encode()
     req = urllib.request.Request(URL + "/auth/token", data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    with urllib.request.urlopen(req, timeout=30, context=ssl.create_default_context(cafile=CA)) as resp:
         return json.load(resp)["access_token"]
 
 
 def main(kind, ids):
     conf = client.Configuration(host=URL, access_token=token())
+    conf.ssl_ca_cert = CA
     out = {}
     with client.ApiClient(conf) as api:
         getter = {

@@ -36,7 +36,9 @@ def role_dag(dag_id, store, check=False, extra=""):
                 inventory={LOCAL!r}, collections_path={str(COLLECTIONS)!r}, check={check!r},
                 # The record of fingerprints next to the store: never in the machine's /etc.
                 role_vars={{"secrets_store_path": "{{{{ params.store }}}}", "secrets_store_host": "localhost",
-                           "secrets_record_path": "{{{{ params.store }}}}.record/secrets-record.yml"}},
+                           "secrets_record_path": "{{{{ params.store }}}}.record/secrets-record.yml",
+                           # The host's TLS files too; the task's Python has the cryptography library.
+                           "secrets_tls_dir": "{{{{ params.store }}}}.tls", "secrets_crypto_packages": []}},
                 {extra})
     """
 
@@ -81,7 +83,8 @@ def test_failure_names_host_task_and_message(run_dag, tmp_path):
 
     hook = AnsibleHook(collections_path=str(COLLECTIONS))
     play = ('- hosts: all\n  gather_facts: false\n  roles:\n    - role: qubinode.airflow.secrets\n'
-            '      vars: {secrets_store_path: "%s", secrets_store_host: localhost}\n' % store)
+            '      vars: {secrets_store_path: "%s", secrets_store_host: localhost, secrets_tls_dir: "%s.tls",\n'
+            '             secrets_crypto_packages: []}\n' % (store, store))
     with pytest.raises(AnsibleRunFailed) as err:
         hook.run("play.yml", LOCAL, {"airflow_fernet_key": "short"}, files={"play.yml": play}, on_line=lambda line: None)
     msg = str(err.value)

@@ -15,6 +15,8 @@ PLAY = """
   vars:
     secrets_store_path: {store}
     secrets_record_path: {store}.record/record.yml
+    secrets_tls_dir: {store}.tls
+    secrets_crypto_packages: []
   roles:
     - role: qubinode.airflow.{role}
 """
@@ -31,7 +33,7 @@ def test_unsupported_os_fails_early_listing_supported_ones(run_playbook, tmp_pat
     assert result.rc != 0
     assert f"Ubuntu 24.04 is not supported by qubinode.airflow.{role}" in result.output
     assert "Supported: Debian 12, RHEL/Rocky/AlmaLinux/CentOS Stream 9, Fedora" in result.output
-    assert result.changed <= 4  # only the secrets file, the record of its fingerprints and their directories
+    assert result.changed <= 8  # only the secrets role's: the store, the record, the host's TLS files, their directories
 
 
 @pytest.mark.parametrize(
@@ -51,8 +53,8 @@ def test_wrong_type_names_the_variable(run_playbook, tmp_path, role, var, value)
 
 
 @pytest.mark.parametrize(("address", "method", "says"), [
-    ("10.0.0.0/8", "trust", "postgresql_hba_extra[0].method 'trust' is not allowed for host entries"),
-    ("10.0.0.0/8", "ident", "postgresql_hba_extra[0].method 'ident' is not allowed for host entries"),
+    ("10.0.0.0/8", "trust", "postgresql_hba_extra[0].method 'trust' is not allowed for hostssl entries"),
+    ("10.0.0.0/8", "ident", "postgresql_hba_extra[0].method 'ident' is not allowed for hostssl entries"),
     # a second line smuggled through the address field
     ("0.0.0.0/0 trust #", "scram-sha-256", "postgresql_hba_extra[0].address '0.0.0.0/0 trust #'"),
 ])
@@ -62,7 +64,7 @@ def test_unsafe_extra_hba_lines_are_refused_before_any_change(run_playbook, tmp_
     result = run_playbook(PLAY.format(role="postgresql", store=tmp_path / "s.yml"), "-e", extra)
     assert result.rc != 0
     assert says in result.output
-    assert result.changed <= 4  # only the secrets file, the record of its fingerprints and their directories
+    assert result.changed <= 8  # only the secrets role's: the store, the record, the host's TLS files, their directories
 
 
 @pytest.mark.parametrize(("config", "says"), [
@@ -75,7 +77,7 @@ def test_airflow_config_that_would_inject_a_key_is_refused_before_any_change(run
                           json.dumps({"airflow_config": config}))
     assert result.rc != 0
     assert says in result.output
-    assert result.changed <= 4  # only the secrets file, the record of its fingerprints and their directories
+    assert result.changed <= 8  # only the secrets role's: the store, the record, the host's TLS files, their directories
 
 
 def test_the_validation_user_cannot_be_the_airflow_user(run_playbook, tmp_path):
@@ -96,7 +98,7 @@ def test_the_upgrade_dump_directory_is_checked_before_any_change(run_playbook, t
                           json.dumps({"airflow_upgrade_backup_dir": value}))
     assert result.rc != 0
     assert says in result.output
-    assert result.changed <= 4  # only the secrets file, the record of its fingerprints and their directories
+    assert result.changed <= 8  # only the secrets role's: the store, the record, the host's TLS files, their directories
     assert os.stat("/etc").st_mode == etc_mode
 
 
@@ -185,4 +187,4 @@ def test_bad_worker_settings_are_refused_naming_the_variable_before_any_change(r
                           json.dumps({var: value}))
     assert result.rc != 0
     assert f"{var} ({value})" in result.output
-    assert result.changed <= 4  # only the secrets file, the record of its fingerprints and their directories
+    assert result.changed <= 8  # only the secrets role's: the store, the record, the host's TLS files, their directories

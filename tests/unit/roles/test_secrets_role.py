@@ -23,6 +23,8 @@ NAMES = {
     "airflow_db_password",
     "temporal_db_password",
     "airflow_webhook_secret",
+    "airflow_tls_ca_key",
+    "airflow_tls_ca_cert",
 }
 
 ROLE_PLAY = """
@@ -32,6 +34,8 @@ ROLE_PLAY = """
     - role: qubinode.airflow.secrets
       secrets_store_path: {path}
       secrets_record_path: {path}.record/secrets-record.yml
+      secrets_tls_dir: {path}.tls
+      secrets_crypto_packages: []
 """
 PLAY = ROLE_PLAY + """  tasks:
     - name: Use a secret the way the roles do
@@ -470,3 +474,89 @@ def test_hosts_of_a_later_play_may_still_run_with_what_the_run_replaced(run_play
     path.write_text(old_record)
     late = run_playbook(ROLE_PLAY.format(path=store), "-e", "secrets_jwt_window=0")
     assert late.rc != 0 and "airflow_fernet_key: the stored value" in late.output
+
+
+def _tls(store):
+    return store.parent / "secrets.yml.tls"
+
+
+def _cert(path):
+    from cryptography import x509
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def _signed_by(cert, ca):
+    from cryptography.hazmat.primitives.asymmetric import ec
+    ca.public_key().verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+    return cert.issuer == ca.subject
+
+
+def test_the_host_has_a_key_of_its_own_and_a_certificate_of_the_stack_ca(generated_store):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    secrets = load(generated_store)
+    tls = _tls(generated_store)
+    ca = x509.load_pem_x509_certificate(secrets["airflow_tls_ca_cert"].encode())
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert (tls / "ca.crt").read_text() == secrets["airflow_tls_ca_cert"]
+    cert = _cert(tls / "host.crt")
+    assert _signed_by(cert, ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "localhost" in names.get_values_for_type(x509.DNSName)
+    assert "127.0.0.1" in [str(a) for a in names.get_values_for_type(x509.IPAddress)]
+    key = serialization.load_pem_private_key((tls / "host.key").read_bytes(), password=None)
+    assert key.public_key().public_numbers() == cert.public_key().public_numbers()
+    assert stat.S_IMODE((tls / "host.key").stat().st_mode) == 0o600
+    # The CA's key stays in the store: no file of the host's holds it.
+    ca_key = secrets["airflow_tls_ca_key"]
+    assert all(ca_key not in f.read_text() for f in tls.iterdir())
+
+
+def test_a_certificate_due_for_renewal_is_signed_again_once(run_playbook, generated_store):
+    tls = _tls(generated_store)
+    before = _cert(tls / "host.crt")
+    key = (tls / "host.key").read_bytes()
+    due = run_playbook(ROLE_PLAY.format(path=generated_store), "-e", "secrets_tls_renew_days=400")
+    assert due.rc == 0, due.output
+    assert due.changed == 1, "only the certificate is written"
+    renewed = _cert(tls / "host.crt")
+    assert renewed.serial_number != before.serial_number
+    assert (tls / "host.key").read_bytes() == key, "a renewal keeps the host's key"
+    again = run_playbook(ROLE_PLAY.format(path=generated_store))
+    assert again.rc == 0, again.output
+    assert again.changed == 0
+    assert _cert(tls / "host.crt").serial_number == renewed.serial_number
+
+
+def test_half_a_site_ca_is_refused_before_anything_changes(run_playbook, store):
+    result = run_playbook(PLAY.format(path=store), "-e", "airflow_tls_ca_cert=not-alone")
+    assert result.rc != 0
+    assert "airflow_tls_ca_cert and airflow_tls_ca_key come together" in result.output
+    assert not store.exists()
+    assert not _tls(store).exists()
+
+
+def test_the_site_ca_signs_the_host_certificate(run_playbook, store):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "qa site CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now)
+          .not_valid_after(now + datetime.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .sign(key, hashes.SHA256()))
+    supplied = {
+        "airflow_tls_ca_cert": ca.public_bytes(serialization.Encoding.PEM).decode(),
+        "airflow_tls_ca_key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()).decode(),
+    }
+    result = run_playbook(PLAY.format(path=store), "-e", json.dumps(supplied))
+    assert result.rc == 0, result.output
+    assert _signed_by(_cert(_tls(store) / "host.crt"), ca)
+    assert supplied["airflow_tls_ca_key"].strip().splitlines()[1] not in result.output

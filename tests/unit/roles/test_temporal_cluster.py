@@ -29,6 +29,8 @@ SQL_KEYS = {
     "user", "password", "pluginName", "databaseName", "connectAddr", "connectProtocol",
     "connectAttributes", "maxConns", "maxIdleConns", "maxConnLifetime", "taskScanPartitions", "tls",
 }
+TLS_SERVER_KEYS = {"certFile", "keyFile", "clientCaFiles", "certData", "keyData", "clientCaData", "requireClientAuth"}
+TLS_CLIENT_KEYS = {"serverName", "disableHostVerification", "rootCaFiles", "rootCaData", "forceTLS"}
 RPC_KEYS = {"grpcPort", "membershipPort", "bindOnLocalHost", "bindOnIP", "httpPort"}
 SCHEMA = {
     "log": {"stdout": None, "level": None, "outputFile": None, "format": None, "development": None},
@@ -40,7 +42,12 @@ SCHEMA = {
     "global": {
         "membership": {"maxJoinDuration": None, "broadcastAddress": None},
         "pprof": {"port": None},
-        "tls": None,
+        "tls": {
+            "internode": {"server": dict.fromkeys(TLS_SERVER_KEYS), "client": dict.fromkeys(TLS_CLIENT_KEYS)},
+            "frontend": {"server": dict.fromkeys(TLS_SERVER_KEYS), "client": dict.fromkeys(TLS_CLIENT_KEYS)},
+            "systemWorker": {"certFile": None, "keyFile": None, "certData": None, "keyData": None,
+                             "client": dict.fromkeys(TLS_CLIENT_KEYS)},
+        },
         "metrics": {"prometheus": {"timerType": None, "listenAddress": None, "framework": None}},
         "authorization": None,
     },
@@ -240,3 +247,30 @@ def test_the_internal_worker_service_port_and_its_old_name(tmp_path, extra, port
     config = yaml.safe_load((tmp_path / "t1.yaml").read_text())
     assert config["services"]["worker"]["rpc"]["grpcPort"] == port
     assert ("temporal_worker_port is deprecated" in result.stdout) is warns
+
+
+def test_cluster_tls_is_mutual_and_checks_the_shared_name(tmp_path):
+    per_host_vars(tmp_path)
+    result = run(tmp_path, "-e", "temporal_tls_ca=/pki/ca.crt", "-e", "temporal_tls_cert=/pki/host.crt",
+                 "-e", "temporal_tls_key=/pki/host.key")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for name in HOSTS:
+        config = yaml.safe_load((tmp_path / f"{name}.yaml").read_text())
+        assert unknown_keys(config, SCHEMA) == [], name
+        tls = config["global"]["tls"]
+        for group in ("internode", "frontend"):
+            server, client = tls[group]["server"], tls[group]["client"]
+            assert server["requireClientAuth"] is True
+            assert server["certFile"] == "/etc/temporal/tls/server.crt"
+            assert server["keyFile"] == "/etc/temporal/tls/server.key"
+            assert server["clientCaFiles"] == ["/etc/temporal/tls/ca.crt"]
+            assert client == {"serverName": "temporal-internode.qubinode-airflow.invalid",
+                              "rootCaFiles": ["/etc/temporal/tls/ca.crt"]}
+        assert tls["systemWorker"]["certFile"] == "/etc/temporal/tls/server.crt"
+        assert tls["systemWorker"]["client"]["serverName"] == "temporal-internode.qubinode-airflow.invalid"
+
+
+def test_the_shared_name_is_the_one_the_secrets_role_certifies():
+    secrets = yaml.safe_load((ROOT / "roles" / "secrets" / "vars" / "main.yml").read_text())
+    temporal = yaml.safe_load((ROOT / "roles" / "temporal" / "vars" / "main.yml").read_text())
+    assert secrets["_secrets_temporal_internode_name"] == temporal["_temporal_internode_name"]

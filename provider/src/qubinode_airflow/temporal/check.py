@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Is the Temporal frontend reachable from this host, and does the namespace exist?
 
-    python -m qubinode_airflow.temporal.check ADDRESS NAMESPACE
+    python -m qubinode_airflow.temporal.check ADDRESS NAMESPACE [TLS_CA [TLS_CERT TLS_KEY]]
 
 Prints one JSON line {"ok": bool, "message": str}; exit 0 when ok. The airflow_engine
 module runs it with the Airflow virtualenv before it switches a host to Temporal.
@@ -16,13 +16,20 @@ import os
 import sys
 
 
-async def check(address: str, namespace: str, timeout: float = 10.0) -> tuple[bool, str]:
+async def check(address: str, namespace: str, timeout: float = 10.0, ca: str = "", cert: str = "",
+                key: str = "") -> tuple[bool, str]:
     from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
     from temporalio.client import Client
     from temporalio.service import RPCError, RPCStatusCode
 
+    from qubinode_airflow.temporal.tls import tls_config
+
     try:
-        client = await asyncio.wait_for(Client.connect(address, namespace=namespace), timeout)
+        tls = tls_config(address, ca, cert, key)
+    except OSError as e:
+        return False, "cannot read this host's Temporal TLS files (%s): run the airflow role on this host" % e
+    try:
+        client = await asyncio.wait_for(Client.connect(address, namespace=namespace, tls=tls), timeout)
     except Exception as e:
         return False, ("Temporal at %s is not reachable from this host (%s): check temporal_address and that the "
                        "qubinode.airflow.temporal role has run" % (address, str(e).splitlines()[0] if str(e) else type(e).__name__))
@@ -38,10 +45,10 @@ async def check(address: str, namespace: str, timeout: float = 10.0) -> tuple[bo
 
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
+    if len(args) not in (2, 3, 5):
         print(__doc__, file=sys.stderr)
         return 2
-    ok, message = asyncio.run(check(args[0], args[1]))
+    ok, message = asyncio.run(check(args[0], args[1], 10.0, *args[2:]))
     print(json.dumps({"ok": ok, "message": message}))
     return 0 if ok else 1
 

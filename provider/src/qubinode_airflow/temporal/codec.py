@@ -28,6 +28,10 @@ OPTIONS = {
     "worker_concurrency": ("4", "integer", "Task attempts one worker process runs at once."),
     "sealing_keys": ("", "string", "Keyring (a JSON Web Key Set of oct keys) whose first key seals task attempts "
                                    "and whose every key opens them; empty: [api_auth] jwt_secret alone."),
+    "tls_ca": ("", "string", "CA certificate (PEM file) the frontend's certificate is checked against; empty: "
+                             "plain gRPC (a frontend on loopback)."),
+    "tls_cert": ("", "string", "Client certificate (PEM file) this host presents to a frontend that requires one."),
+    "tls_key": ("", "string", "Key of tls_cert (PEM file)."),
 }
 DEFAULTS = {name: option[0] for name, option in OPTIONS.items()}
 # Appended to a worker's identity: how many attempts it runs at once.
@@ -70,6 +74,9 @@ class Settings:
     max_attempts: int
     worker_concurrency: int
     sealing_keys: str = ""
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
     @classmethod
     def from_getter(cls, get) -> Settings:
@@ -87,6 +94,11 @@ class Settings:
         if ":" not in str(values["address"]):
             errors.append("[%s] address = %r: give host:port of the Temporal frontend, for example "
                           "temporal.example.com:7233" % (SECTION, values["address"]))
+        if bool(values["tls_cert"]) != bool(values["tls_key"]):
+            errors.append("[%s] tls_cert and tls_key go together: set both or neither" % SECTION)
+        elif values["tls_cert"] and not values["tls_ca"]:
+            errors.append("[%s] tls_cert is set without tls_ca: set the CA the frontend's certificate is checked "
+                          "against" % SECTION)
         if errors:
             raise ValueError("; ".join(errors))
         return cls(**values)

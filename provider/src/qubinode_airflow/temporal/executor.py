@@ -52,6 +52,7 @@ from qubinode_airflow.temporal.codec import (
     workflow_id,
 )
 from qubinode_airflow.temporal.sealing import data_converter_from_airflow
+from qubinode_airflow.temporal.tls import settings_tls
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -137,7 +138,8 @@ class TemporalExecutor(BaseExecutor):
         # Lazy: the first call connects, so a Temporal that is down does not stop the scheduler starting
         # (and running the tasks of its other executors); attempts wait queued until it answers.
         self._client = self._call(Client.connect(self.settings.address, namespace=self.settings.namespace,
-                                                 data_converter=data_converter_from_airflow(), lazy=True))
+                                                 data_converter=data_converter_from_airflow(), lazy=True,
+                                                 tls=settings_tls(self.settings)))
         self.log.info("Temporal executor on %s, namespace %s, task queue %s", self.settings.address,
                       self.settings.namespace, self.settings.task_queue)
         self._guard_stop()

@@ -35,6 +35,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from qubinode_airflow.temporal.codec import ACTIVITY_NAME, CONCURRENCY_MARK, AttemptResult, Settings, TaskAttempt
 from qubinode_airflow.temporal.forkserver import ForkServer
 from qubinode_airflow.temporal.sealing import data_converter_from_airflow
+from qubinode_airflow.temporal.tls import settings_tls
 from qubinode_airflow.temporal.workflow import TaskAttemptWorkflow
 
 log = logging.getLogger("qubinode_airflow.temporal.worker")
@@ -93,7 +94,7 @@ async def connect(settings: Settings, converter, attempts: int = 30, concurrency
     for n in range(1, attempts + 1):
         try:
             return await Client.connect(settings.address, namespace=settings.namespace, identity=identity,
-                                        data_converter=converter)
+                                        data_converter=converter, tls=settings_tls(settings))
         except Exception as e:  # the SDK raises RuntimeError for connection failures
             if n == attempts:
                 raise SystemExit("cannot reach Temporal at %s (namespace %s): %s; check [qubinode_temporal] "

@@ -270,3 +270,18 @@ def test_pagination_reads_every_page(fake):
     result = apply(fake, "variables", variables=[dict(key="v%03d" % i, value=str(i)) for i in range(230)])
     assert not result["changed"]
     assert len(fake.calls("GET", "/api/v2/variables")) == 3  # 100 + 100 + 30
+
+
+def test_without_api_url_the_host_api_server_is_used_over_https_with_the_stack_ca(tmp_path, monkeypatch):
+    from ansible_collections.qubinode.airflow.plugins.module_utils import _api
+
+    ca = tmp_path / "ca.crt"
+    monkeypatch.setattr(_api, "LOCAL_CA", str(ca))
+    plain = AirflowAPI(dict(api_password="x"))
+    assert (plain.base, plain.ca_path) == ("http://127.0.0.1:8080", None)
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    tls = AirflowAPI(dict(api_password="x"))
+    assert (tls.base, tls.ca_path) == ("https://127.0.0.1:8080", str(ca))
+    # Given explicitly, the URL and the CA are the caller's.
+    given = AirflowAPI(dict(api_url="https://airflow.example.com:8443", ca_path="/site/ca.pem", api_password="x"))
+    assert (given.base, given.ca_path) == ("https://airflow.example.com:8443", "/site/ca.pem")

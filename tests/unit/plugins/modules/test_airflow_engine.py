@@ -122,6 +122,8 @@ ENTRY_POINT = """
     # The role's secrets dependency keeps its files in the test's directory, not in the machine's /etc.
     secrets_store_path: {config.parent}/secrets/secrets.yml
     secrets_record_path: {config.parent}/secrets/record.yml
+    secrets_tls_dir: {config.parent}/secrets/tls
+    secrets_crypto_packages: []
   tasks:
     - ansible.builtin.include_role:
         name: qubinode.airflow.airflow
@@ -142,3 +144,119 @@ def test_the_old_variable_name_is_read_and_warns(host, run_playbook):
     switched = run_playbook(ENTRY_POINT.format(engine="temporal", config=config, venv=venv))
     assert switched.rc != 0 and "Temporal at 127.0.0.1:1 is not reachable" in switched.output, switched.output
     assert "AIRFLOW__CORE__EXECUTOR=LocalExecutor" in (config / "orchestrator.env").read_text()
+
+
+TLS_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - qubinode.airflow.airflow_engine:
+        engine: temporal
+        temporal_address: {address}
+        airflow_config_dir: {config}
+        airflow_venv: {venv}
+        airflow_user: ""
+{tls}
+"""
+
+
+def _openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def tls_frontend(temporal, tmp_path):
+    """The Temporal server behind the temporal role's TLS proxy (its template, run by haproxy): mutual TLS on
+    localhost, with a CA, a server certificate and a client certificate made here."""
+    import jinja2
+
+    d = tmp_path / "tls"
+    d.mkdir()
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+             "-subj", "/CN=qa-ca", "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"))
+    (d / "ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1,IP:127.0.0.2\nextendedKeyUsage=serverAuth,clientAuth\n")
+    for name in ("server", "client"):
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=" + name,
+                 "-keyout", str(d / (name + ".key")), "-out", str(d / (name + ".csr")))
+        _openssl("x509", "-req", "-in", str(d / (name + ".csr")), "-CA", str(d / "ca.crt"), "-CAkey", str(d / "ca.key"),
+                 "-CAcreateserial", "-days", "1", "-extfile", str(d / "ext"), "-out", str(d / (name + ".crt")))
+    (d / "frontend.pem").write_text((d / "server.crt").read_text() + (d / "server.key").read_text())
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    template = (ROOT / "roles" / "temporal" / "templates" / "qubinode-temporal-tls.cfg.j2").read_text()
+    # The role's template, with the server's loopback port behind the proxy's: here they differ.
+    # As the template module renders it (trim_blocks, the trailing newline kept).
+    env = jinja2.Environment(trim_blocks=True, keep_trailing_newline=True)
+    config = env.from_string(template).render(ansible_managed="test", _temporal_tls_addresses=["127.0.0.1", "127.0.0.2"],
+                                              temporal_port=port, _temporal_tls_dir=str(d))
+    config = config.replace("server local 127.0.0.1:%d" % port, "server local %s" % temporal)
+    (d / "proxy.cfg").write_text(config)
+    proxy = subprocess.Popen(["haproxy", "-db", "-f", str(d / "proxy.cfg")], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield "localhost:%d" % port, d
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+
+
+def test_temporal_over_mutual_tls(tls_frontend, host, run_playbook):
+    address, d = tls_frontend
+    config, venv = host
+    tls = "        temporal_tls_ca: %s\n        temporal_tls_cert: %s\n        temporal_tls_key: %s" % (
+        d / "ca.crt", d / "client.crt", d / "client.key")
+    applied = run_playbook(TLS_PLAY.format(address=address, config=config, venv=venv, tls=tls))
+    assert applied.rc == 0 and applied.changed == 1, applied.output
+    text = (config / "orchestrator.env").read_text()
+    assert "AIRFLOW__QUBINODE_TEMPORAL__TLS_CA=%s" % (d / "ca.crt") in text
+    assert "AIRFLOW__QUBINODE_TEMPORAL__TLS_CERT=%s" % (d / "client.crt") in text
+    assert "AIRFLOW__QUBINODE_TEMPORAL__TLS_KEY=%s" % (d / "client.key") in text
+
+    # The frontend requires a certificate: without one, and without TLS, the check refuses and nothing changes.
+    before = text
+    for tls in ("        temporal_tls_ca: %s" % (d / "ca.crt"), ""):
+        refused = run_playbook(TLS_PLAY.format(address=address, config=config, venv=venv, tls=tls))
+        assert refused.rc != 0 and "is not reachable from this host" in refused.output, refused.output
+        assert (config / "orchestrator.env").read_text() == before
+
+
+def test_temporal_tls_defaults_to_the_hosts_files(tls_frontend, host, run_playbook):
+    """Without temporal_tls_*, a frontend off loopback is reached with the files the airflow role gives the host."""
+    address, d = tls_frontend
+    config, venv = host
+    for src, dest in (("ca.crt", "ca.crt"), ("client.crt", "api.crt"), ("client.key", "api.key")):
+        (config / dest).write_bytes((d / src).read_bytes())
+    remote = address.replace("localhost", "127.0.0.2")
+    applied = run_playbook(TLS_PLAY.format(address=remote, config=config, venv=venv, tls=""))
+    assert applied.rc == 0 and applied.changed == 1, applied.output
+    text = (config / "orchestrator.env").read_text()
+    for name, base in (("CA", "ca.crt"), ("CERT", "api.crt"), ("KEY", "api.key")):
+        assert "AIRFLOW__QUBINODE_TEMPORAL__TLS_%s=%s" % (name, config / base) in text
+    # On loopback the frontend is plain: the host's files are not used, so this TLS frontend refuses.
+    refused = run_playbook(TLS_PLAY.format(address=address, config=config, venv=venv, tls=""))
+    assert refused.rc != 0 and "is not reachable from this host" in refused.output, refused.output
+    assert (config / "orchestrator.env").read_text() == text
+
+
+def test_temporal_tls_settings_go_together(host, run_playbook):
+    config, venv = host
+    refused = run_playbook(TLS_PLAY.format(address="localhost:7233", config=config, venv=venv,
+                                           tls="        temporal_tls_cert: /nonexistent.crt"))
+    assert refused.rc != 0 and "temporal_tls_cert and temporal_tls_key go together" in refused.output
+    sys.path.insert(0, str(ROOT / "provider" / "src"))
+    from qubinode_airflow.temporal.codec import Settings
+
+    values = {"address": "temporal:7233", "tls_cert": "/c.crt", "tls_key": "/c.key"}
+    with pytest.raises(ValueError, match=r"tls_cert is set without tls_ca"):
+        Settings.from_getter(values.get)
