@@ -560,3 +560,91 @@ def test_the_site_ca_signs_the_host_certificate(run_playbook, store):
     assert result.rc == 0, result.output
     assert _signed_by(_cert(_tls(store) / "host.crt"), ca)
     assert supplied["airflow_tls_ca_key"].strip().splitlines()[1] not in result.output
+
+
+def _site_pki(names=("localhost",), days=90):
+    """A site CA and a certificate of this host it signed, with its key: PEM strings (ca, cert, key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def pem(obj):
+        if hasattr(obj, "private_bytes"):
+            return obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()).decode()
+        return obj.public_bytes(serialization.Encoding.PEM).decode()
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, host_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "qa site issuing CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+          .not_valid_after(now + datetime.timedelta(days=365))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True).sign(ca_key, hashes.SHA256()))
+    sans = [x509.IPAddress(ipaddress.ip_address(n)) if n[0].isdigit() else x509.DNSName(n) for n in names]
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "host")]))
+            .issuer_name(ca_name).public_key(host_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False).sign(ca_key, hashes.SHA256()))
+    return pem(ca), pem(cert), pem(host_key)
+
+
+def test_a_site_certificate_of_the_host_is_served_and_its_ca_trusted(run_playbook, generated_store):
+    ca, cert, key = _site_pki()
+    supplied = json.dumps({"secrets_tls_cert": cert, "secrets_tls_key": key, "secrets_tls_site_ca": ca})
+    result = run_playbook(ROLE_PLAY.format(path=generated_store), "-e", supplied, "-vvv")
+    assert result.rc == 0, result.output
+    tls = _tls(generated_store)
+    assert (tls / "host.crt").read_text().strip() == cert.strip()
+    assert (tls / "host.key").read_text().strip() == key.strip()
+    assert stat.S_IMODE((tls / "host.key").stat().st_mode) == 0o600
+    trusted = (tls / "ca.crt").read_text()
+    assert ca.strip() in trusted and load(generated_store)["airflow_tls_ca_cert"].strip() in trusted
+    assert key.strip().splitlines()[1] not in result.output
+    again = run_playbook(ROLE_PLAY.format(path=generated_store), "-e", supplied)
+    assert again.rc == 0 and again.changed == 0, again.output
+
+
+@pytest.mark.parametrize("case, said", [
+    ("other key", "its key (secrets_tls_key) is not the key of the certificate"),
+    ("other names", "it does not name localhost"),
+    ("no site CA", "secrets_tls_site_ca must hold the site's CA certificates"),
+    ("other CA", "is none of secrets_tls_site_ca"),
+    ("expired", "it is not valid now"),
+])
+def test_a_site_certificate_that_does_not_fit_is_refused_before_anything_changes(run_playbook, store, case, said):
+    ca, cert, key = _site_pki(names=("elsewhere.example.com",) if case == "other names" else ("localhost",),
+                              days=-1 if case == "expired" else 90)
+    supplied = {"secrets_tls_cert": cert, "secrets_tls_key": key, "secrets_tls_site_ca": ca}
+    if case == "other key":
+        supplied["secrets_tls_key"] = _site_pki()[2]
+    elif case == "no site CA":
+        supplied["secrets_tls_site_ca"] = ""
+    elif case == "other CA":
+        supplied["secrets_tls_site_ca"] = _other_ca()
+    result = run_playbook(ROLE_PLAY.format(path=store), "-e", json.dumps(supplied))
+    assert result.rc != 0 and said in result.output, result.output
+    assert "Nothing was changed" in result.output
+    assert not store.exists() and not _tls(store).exists()
+    assert supplied["secrets_tls_key"].strip().splitlines()[1] not in result.output
+
+
+def _other_ca():
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "another site CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())

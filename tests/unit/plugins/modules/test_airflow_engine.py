@@ -190,8 +190,9 @@ def tls_frontend(temporal, tmp_path):
     # The role's template, with the server's loopback port behind the proxy's: here they differ.
     # As the template module renders it (trim_blocks, the trailing newline kept).
     env = jinja2.Environment(trim_blocks=True, keep_trailing_newline=True)
-    config = env.from_string(template).render(ansible_managed="test", _temporal_tls_addresses=["127.0.0.1", "127.0.0.2"],
-                                              temporal_port=port, _temporal_tls_dir=str(d))
+    config = env.from_string(template).render(ansible_managed="test", _temporal_tls_dir=str(d),
+                                              _temporal_tls_proxies=[{"name": "frontend", "port": port, "alpn": "h2",
+                                                                      "addresses": ["127.0.0.1", "127.0.0.2"]}])
     config = config.replace("server local 127.0.0.1:%d" % port, "server local %s" % temporal)
     (d / "proxy.cfg").write_text(config)
     proxy = subprocess.Popen(["haproxy", "-db", "-f", str(d / "proxy.cfg")], stdout=subprocess.PIPE,
