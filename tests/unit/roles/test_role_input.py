@@ -86,6 +86,14 @@ def test_the_validation_user_cannot_be_the_airflow_user(run_playbook, tmp_path):
     assert "airflow_validation_user airflow must be a user of its own" in result.output
 
 
+def test_an_upgrade_keeps_at_least_its_own_dump(run_playbook, tmp_path):
+    result = run_playbook(PLAY.format(role="airflow", store=tmp_path / "s.yml"), "-e",
+                          json.dumps({"airflow_upgrade_backups_keep": 0}))
+    assert result.rc != 0
+    assert "airflow_upgrade_backups_keep is 0: a successful upgrade keeps its own dump at least" in result.output
+    assert result.changed <= 8  # only the secrets role's, as above
+
+
 @pytest.mark.parametrize(("value", "says"), [
     ("/etc", "airflow_upgrade_backup_dir ('/etc') is a directory the system shares"),
     ("/var/backups/../../etc", "airflow_upgrade_backup_dir ('/var/backups/../../etc') is not normalized"),
