@@ -318,8 +318,8 @@ def scan_secrets(root):
 
 # -- validation ------------------------------------------------------------------------------------
 
-# Runs with the Airflow virtualenv's python, in the sandbox: compiles every .py file, then
-# imports every one (.airflowignore applies) with Airflow's own DagBag, which also reports cycles,
+# Runs with the Airflow virtualenv's python, in the sandbox: compiles every .py file Airflow's walk keeps, then
+# imports the DAG files as the stack's dag-processor finds them with Airflow's own DagBag, which also reports cycles,
 # and prints {"dags": {dag_id: file}, "errors": {file: [kind, message]}} as JSON.
 VALIDATOR = r'''
 import ast, json, os, sys
@@ -335,22 +335,25 @@ for path in [p for p in os.environ.pop("QUBINODE_SECRET_PATHS", "").split(":") i
         print("QUBINODE-SANDBOX-BREACH " + path, flush=True)
         sys.exit(3)
 errors, dags = {}, {}
-for base, dirs, files in os.walk(root):
-    dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
-    for name in files:
-        if name.endswith(".py"):
-            path = os.path.join(base, name)
-            try:
-                with open(path, "rb") as f:
-                    ast.parse(f.read(), filename=path)
-            except SyntaxError as e:
-                errors[os.path.relpath(path, root)] = ["syntax", "SyntaxError: %s (line %s)" % (e.msg, e.lineno)]
 # Airflow first, the repository after it on sys.path, as Airflow's own parse of a bundle: a module of
 # the repository named like one of the standard library or Airflow (copy.py) never shadows it.
+from airflow.configuration import conf
+from airflow._shared.module_loading import find_path_from_directory
 from airflow.dag_processing.dagbag import DagBag
+# Every .py file Airflow's walk keeps (.airflowignore, with the stack's syntax) compiles.
+for path in find_path_from_directory(root, ".airflowignore", conf.get("core", "dag_ignore_file_syntax", fallback="glob")):
+    if path.endswith(".py"):
+        try:
+            with open(path, "rb") as f:
+                ast.parse(f.read(), filename=path)
+        except SyntaxError as e:
+            errors[os.path.relpath(path, root)] = ["syntax", "SyntaxError: %s (line %s)" % (e.msg, e.lineno)]
 sys.path.append(root)
 try:
-    bag = DagBag(dag_folder=root, safe_mode=False, bundle_path=root, bundle_name="validation")
+    # The files the stack's DAG discovery parses (safe mode, as configured: by default those that name both
+    # "airflow" and "dag"); a module of a package is imported by them, never alone.
+    bag = DagBag(dag_folder=root, safe_mode=conf.getboolean("core", "dag_discovery_safe_mode", fallback=True),
+                 bundle_path=root, bundle_name="validation")
     for path, msg in bag.import_errors.items():
         rel = os.path.relpath(path, root) if os.path.isabs(path) else path
         kind = "cycle" if "Cycle" in msg else "import"
@@ -435,6 +438,21 @@ class Sandbox:
         return pw.pw_uid, pw.pw_gid
 
 
+# How the stack's dag-processor finds DAG files, which the validation follows: the values Airflow accepts only
+# (airflow.cfg is root's, and the value lands on a command line).
+DISCOVERY_OPTIONS = (("dag_discovery_safe_mode", ("True", "False", "true", "false")),
+                     ("dag_ignore_file_syntax", ("glob", "regexp")))
+
+
+def discovery_env(config_file):
+    env = {}
+    for option, allowed in DISCOVERY_OPTIONS:
+        value = (_config(config_file, option, section="core") or "").strip()
+        if value in allowed:
+            env["AIRFLOW__CORE__%s" % option.upper()] = value
+    return env
+
+
 def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, tests=None, tests_root=None):
     """argv that runs the validator over the staging copy: a transient systemd unit (native) or a
     throw-away container (podman runtime), as the sandbox user, with no secret reachable. `tests` (a
@@ -447,6 +465,7 @@ def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, te
     env = dict(HOME="/tmp", AIRFLOW_HOME="/tmp/airflow", PYTHONDONTWRITEBYTECODE="1",
                AIRFLOW__CORE__LOAD_EXAMPLES="False", LC_ALL="C.UTF-8",
                QUBINODE_SECRET_PATHS=":".join(p for p in sandbox.secret_paths if ":" not in p))
+    env.update(discovery_env(os.path.join(config_dir, "airflow.cfg")))
     runtime = read_runtime(config_dir)
     if runtime["runtime"] == "podman":
         env.pop("QUBINODE_SECRET_PATHS")  # nothing of the host but the staging copy is mounted
@@ -580,11 +599,11 @@ def bundle_entry(name, repo):
 
 # -- one host ---------------------------------------------------------------------------------------
 
-def _config(config_file, option, fallback=None):
+def _config(config_file, option, fallback=None, section="dag_processor"):
     parser = configparser.RawConfigParser(strict=False)
     try:
         parser.read(config_file)
-        return parser.get("dag_processor", option)
+        return parser.get(section, option)
     except (configparser.Error, OSError):
         return fallback
 

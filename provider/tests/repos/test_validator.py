@@ -30,9 +30,9 @@ def write(repo, files):
     return repo
 
 
-def validate(tmp_path, files=None, subdir=None, tests=None):
+def validate(tmp_path, files=None, subdir=None, tests=None, config=None):
     """The validator's result for tmp_path/repo (its `subdir`), with the tests in `tests` (relative to the
-    repository) as the module passes them."""
+    repository) as the module passes them, and the stack's `config` ({AIRFLOW__CORE__...: value})."""
     repo = tmp_path / "repo"
     if files is not None:
         write(repo, files)
@@ -46,7 +46,8 @@ def validate(tmp_path, files=None, subdir=None, tests=None):
     assert refusal in source
     script.write_text(source.replace(refusal, "if False:"))
     env = {"HOME": "/tmp", "AIRFLOW_HOME": str(tmp_path / "airflow"), "PYTHONDONTWRITEBYTECODE": "1",
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "LC_ALL": "C.UTF-8", "PATH": os.environ.get("PATH", "")}
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "LC_ALL": "C.UTF-8", "PATH": os.environ.get("PATH", ""),
+           **(config or {})}
     proc = subprocess.run([sys.executable, str(script), str(tree)] + extra, env=env, capture_output=True, text=True,
                           timeout=300, cwd="/tmp", check=False)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("QUBINODE-VALIDATION ")]
@@ -79,8 +80,8 @@ def test_a_module_named_like_airflow_does_not_shadow_it(tmp_path):
 
 
 def test_a_dag_file_that_exits_the_interpreter_is_a_finding_and_the_others_are_parsed(tmp_path):
-    result = validate(tmp_path, {"dags/exits.py": "import sys\nsys.exit(7)\n", "helpers.py": "TASK_ID = 'c'\n",
-                                 "dags/qa_paths.py": DAG})
+    result = validate(tmp_path, {"dags/exits.py": "# an Airflow DAG file that exits\nimport sys\nsys.exit(7)\n",
+                                 "helpers.py": "TASK_ID = 'c'\n", "dags/qa_paths.py": DAG})
     assert result == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {"dags/exits.py": ["import", "SystemExit: 7"]},
                       "lint": []}
 
@@ -111,6 +112,47 @@ def test_files_airflow_ignores_are_not_checked(tmp_path):
     result = validate(tmp_path, {".airflowignore": "old/\n", "old/qa_airflow2.py": AIRFLOW2_DAG,
                                  "helpers.py": "TASK_ID = 'd'\n", "dags/qa_paths.py": DAG})
     assert result == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {}, "lint": []}
+
+
+def test_files_airflow_ignores_are_not_compiled_either(tmp_path):
+    """A legacy script the repository keeps out of Airflow's parse (Python 2 here) refuses nothing."""
+    result = validate(tmp_path, {".airflowignore": "scripts/\n", "scripts/legacy.py": "print 'python 2'\n",
+                                 "helpers.py": "TASK_ID = 'e'\n", "dags/qa_paths.py": DAG})
+    assert result == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {}, "lint": []}
+
+
+def test_the_stacks_ignore_file_syntax_applies(tmp_path):
+    files = {".airflowignore": "^scr.pts/\n", "scripts/legacy.py": "print 'python 2'\n",
+             "helpers.py": "TASK_ID = 'f'\n", "dags/qa_paths.py": DAG}
+    glob = validate(tmp_path, files)
+    assert glob["errors"] == {"scripts/legacy.py": ["syntax", "SyntaxError: Missing parentheses in call to 'print'. "
+                                                    "Did you mean print(...)? (line 1)"]}, glob
+    regexp = validate(tmp_path, config={"AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX": "regexp"})
+    assert regexp == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {}, "lint": []}
+
+
+PACKAGE_DAG = """
+from datetime import datetime
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.empty import EmptyOperator
+from common.tasks import TASK_ID
+
+with DAG("qa_package", start_date=datetime(2024, 1, 1), schedule=None):
+    EmptyOperator(task_id=TASK_ID)
+"""
+
+
+def test_a_package_with_relative_imports_validates_as_airflow_discovers_dag_files(tmp_path):
+    """Airflow's DAG discovery (safe mode, its default) parses the files that name both "airflow" and "dag";
+    a module of a package, imported alone, would fail its relative import."""
+    files = {"common/__init__.py": "", "common/names.py": "TASK_ID = 'g'\n",
+             "common/tasks.py": "from .names import TASK_ID  # noqa\n", "qa_package.py": PACKAGE_DAG}
+    result = validate(tmp_path, files)
+    assert result == {"dags": {"qa_package": "qa_package.py"}, "errors": {}, "lint": []}
+    # A stack that turned safe mode off imports every file: so does its validation.
+    unsafe = validate(tmp_path, config={"AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE": "False"})
+    assert unsafe["errors"]["common/tasks.py"][0] == "import", unsafe
+    assert "relative import" in unsafe["errors"]["common/tasks.py"][1], unsafe
 
 
 def test_a_syntax_error_is_the_parse_finding_only(tmp_path):

@@ -165,6 +165,18 @@ def test_the_native_sandbox_hides_secrets_and_bounds_time_memory_and_processes(t
     assert "PrivateNetwork=yes" not in props(networked)
 
 
+def test_the_sandbox_finds_dag_files_as_the_stacks_dag_processor(tmp_path):
+    (tmp_path / "airflow.cfg").write_text("[core]\ndag_discovery_safe_mode = False\n"
+                                          "dag_ignore_file_syntax = regexp\n")
+    p = props(dr.sandbox_command(dr.Sandbox("v", 60), "/p", "/w/s", "/w/s/tree", str(tmp_path), 991, 991, "d"))
+    assert "Environment=AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE=False" in p
+    assert "Environment=AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX=regexp" in p
+    # Only what Airflow accepts reaches the command line.
+    (tmp_path / "airflow.cfg").write_text("[core]\ndag_ignore_file_syntax = glob\\nX=1 -p User=root\n")
+    p = props(dr.sandbox_command(dr.Sandbox("v", 60), "/p", "/w/s", "/w/s/tree", str(tmp_path), 991, 991, "d"))
+    assert not [x for x in p if "DAG_IGNORE_FILE_SYNTAX" in x or "User=root" in x]
+
+
 def test_the_repository_tests_run_in_the_same_sandbox_from_the_staged_copy(tmp_path):
     argv = dr.sandbox_command(dr.Sandbox("v", 60), "/p", "/w/s", "/w/s/tree/dags", str(tmp_path), 991, 991, "t",
                               tests="/w/s/tree/tests", tests_root="/w/s/tree")
@@ -214,7 +226,7 @@ def test_repository_code_that_would_run_as_root_does_not_run(tmp_path, monkeypat
     stage = tmp_path / "staging-x"
     (stage / "tree").mkdir(parents=True)
     proof = tmp_path / "ran"
-    (stage / "tree" / "dag.py").write_text("open(%r, 'w').write('root')\n" % str(proof))
+    (stage / "tree" / "dag.py").write_text("# an Airflow DAG file\nopen(%r, 'w').write('root')\n" % str(proof))
     runner = RunAsIs()
     runner.stage = str(stage)
     with pytest.raises(dr.RepoError, match="sandbox could not hide uid 0"):
