@@ -15,7 +15,8 @@ description:
   - Reads manifest files (YAML) of git repositories of DAGs, or a list given in O(repositories), checks
     every entry and returns them in priority order, ready to loop over M(qubinode.airflow.airflow_dag_repo).
   - "A manifest is a mapping with the key C(repositories): a list of entries with C(name) and C(url)
-    (required), C(branch) or C(ref) (default C(main)), C(subdir), C(priority) (lower first, default 100),
+    (required), C(branch) or C(ref) (default C(main)), C(subdir), C(import_paths) (directories the DAGs import
+    from), C(priority) (lower first, default 100),
     C(namespace) (the bundle name in Airflow, default C(name)), C(credentials) (the NAME of a variable, kept
     in Ansible Vault or AWX credentials, that holds C(token) (and C(username)) or C(ssh_private_key)),
     C(refresh_interval), C(pin) and C(validation_network) (let the DAG validation reach the network)."
@@ -70,6 +71,10 @@ _raw:
     subdir:
       description: Directory of the DAGs, or null.
       type: str
+    import_paths:
+      description: Directories of the repository the DAGs import from (empty when none).
+      type: list
+      elements: str
     priority:
       description: The entry's priority.
       type: int
@@ -95,6 +100,7 @@ from ansible.utils.display import Display
 from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input import (
     InputError,
     check_name,
+    check_import_paths,
     check_ref,
     check_subdir,
     check_url,
@@ -105,7 +111,7 @@ display = Display()
 FIELDS = {
     "name": string_types, "url": string_types, "branch": string_types, "ref": string_types,
     "subdir": string_types, "priority": int, "namespace": string_types, "credentials": string_types,
-    "refresh_interval": int, "pin": bool, "validation_network": bool,
+    "refresh_interval": int, "pin": bool, "validation_network": bool, "import_paths": list,
 }
 CREDENTIAL_KEYS = ("token", "username", "ssh_private_key")
 
@@ -168,7 +174,7 @@ class LookupModule(LookupBase):
             value = raw.get(field)
             if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
                 raise AnsibleError("dag_repo_manifest: %s: field '%s' must be %s"
-                                   % (where, field, {int: "an integer", bool: "true or false"}.get(kind, "a string")))
+                                   % (where, field, {int: "an integer", bool: "true or false", list: "a list"}.get(kind, "a string")))
         if raw.get("branch") and raw.get("ref"):
             raise AnsibleError("dag_repo_manifest: %s: give 'branch' or 'ref', not both" % where)
         namespace = raw.get("namespace") or raw["name"]
@@ -178,6 +184,7 @@ class LookupModule(LookupBase):
             check_url(raw["url"], "", "field 'url'")
             check_ref(ref, "", "field '%s'" % ("branch" if raw.get("branch") else "ref"))
             subdir = check_subdir(raw.get("subdir"), "", "field 'subdir'")
+            import_paths = check_import_paths(raw.get("import_paths"), "", "field 'import_paths'")
         except InputError as e:
             raise AnsibleError("dag_repo_manifest: %s: %s" % (where, e))
         cred = raw.get("credentials")
@@ -190,7 +197,7 @@ class LookupModule(LookupBase):
                 raise AnsibleError("dag_repo_manifest: %s: variable %r must hold 'token' (and 'username') or "
                                    "'ssh_private_key'" % (where, cred))
         return dict(
-            name=raw["name"], namespace=namespace, url=raw["url"], ref=ref, subdir=subdir,
+            name=raw["name"], namespace=namespace, url=raw["url"], ref=ref, subdir=subdir, import_paths=import_paths,
             priority=raw.get("priority", 100), credentials=cred, refresh_interval=raw.get("refresh_interval"),
             pin=raw.get("pin", True), validation_network=raw.get("validation_network", False),
         )

@@ -40,6 +40,9 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input impor
 REGISTRY_KEY = "qubinode_dag_repos"
 ENV_NAME = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
 GIT_BUNDLE = "airflow.providers.git.bundles.git.GitDagBundle"
+# The same bundle, which also puts the repository's import_paths on sys.path (the provider package).
+IMPORT_PATHS_BUNDLE = "qubinode_airflow.repos.bundle.GitDagBundleWithImportPaths"
+GIT_BUNDLES = (GIT_BUNDLE, IMPORT_PATHS_BUNDLE)
 HISTORY = 10
 WORK_DIR = "/var/lib/qubinode-airflow/dag-repos"
 ALLOW_FILE = ".qubinode-secrets-allow"
@@ -349,6 +352,9 @@ for path in find_path_from_directory(root, ".airflowignore", conf.get("core", "d
         except SyntaxError as e:
             errors[os.path.relpath(path, root)] = ["syntax", "SyntaxError: %s (line %s)" % (e.msg, e.lineno)]
 sys.path.append(root)
+# The repository's import paths (airflow_dag_repo's import_paths), after it, as its bundle puts them.
+imports = [p for p in os.environ.pop("QUBINODE_IMPORT_PATHS", "").split(":") if p]
+sys.path.extend(imports)
 try:
     # The files the stack's DAG discovery parses (safe mode, as configured: by default those that name both
     # "airflow" and "dag"); a module of a package is imported by them, never alone.
@@ -395,8 +401,11 @@ if tests and not errors:
         errors[where] = ["tests", "pytest is not installed in the Airflow virtualenv, so the repository's tests "
                                   "cannot run: converge the airflow role (it installs it), or set test_dir to ''"]
     else:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no",
-                               "--", tests], cwd=tests_root, capture_output=True, text=True)
+        # pytest with the import paths after Airflow on sys.path, as the DAGs have them.
+        proc = subprocess.run([sys.executable, "-c", "import sys; sys.path.extend(sys.argv[1].split(':') if sys.argv[1] "
+                               "else []); import pytest; sys.exit(pytest.main(sys.argv[2:]))", ":".join(imports),
+                               "-q", "-p", "no:cacheprovider", "--color=no", "--", tests],
+                              cwd=tests_root, capture_output=True, text=True)
         if proc.returncode not in (0, 5):  # 5: no test collected
             lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
             errors[where] = ["tests", "the repository's tests failed (pytest exit %d): %s"
@@ -453,7 +462,8 @@ def discovery_env(config_file):
     return env
 
 
-def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, tests=None, tests_root=None):
+def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, tests=None, tests_root=None,
+                    import_paths=()):
     """argv that runs the validator over the staging copy: a transient systemd unit (native) or a
     throw-away container (podman runtime), as the sandbox user, with no secret reachable. `tests` (a
     directory of the copy, run from `tests_root`) holds the repository's tests."""
@@ -465,6 +475,9 @@ def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, te
     env = dict(HOME="/tmp", AIRFLOW_HOME="/tmp/airflow", PYTHONDONTWRITEBYTECODE="1",
                AIRFLOW__CORE__LOAD_EXAMPLES="False", LC_ALL="C.UTF-8",
                QUBINODE_SECRET_PATHS=":".join(p for p in sandbox.secret_paths if ":" not in p))
+    if import_paths:
+        # Checked directories (no ':'), as the sandbox sees the copy.
+        env["QUBINODE_IMPORT_PATHS"] = ":".join(SANDBOX_STAGE + "/" + os.path.relpath(p, stage) for p in import_paths)
     env.update(discovery_env(os.path.join(config_dir, "airflow.cfg")))
     runtime = read_runtime(config_dir)
     if runtime["runtime"] == "podman":
@@ -498,11 +511,12 @@ def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, te
     return argv + ["--", python, inner_script] + args
 
 
-def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir, tests=None, tests_root=None):
-    """Parse `tree` (inside the root-only `stage`) with Airflow in the sandbox, then run the tests in
-    `tests` (from `tests_root`) if given; returns (dags {id: file}, report [..], deprecations [..]). The
-    repository's code never runs as root or as the Airflow user, and its processes do not outlive the
-    validation."""
+def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir, tests=None, tests_root=None,
+                  import_paths=()):
+    """Parse `tree` (inside the root-only `stage`) with Airflow in the sandbox, the directories `import_paths`
+    (inside `stage`) after it on sys.path, then run the tests in `tests` (from `tests_root`) if given;
+    returns (dags {id: file}, report [..], deprecations [..]). The repository's code never runs as root or
+    as the Airflow user, and its processes do not outlive the validation."""
     uid, gid = sandbox.account(airflow_user)
     script = os.path.join(stage, "qubinode_validate.py")
     fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
@@ -517,7 +531,8 @@ def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir
                 os.chmod(entry, stat.S_IMODE(st.st_mode) | (0o755 if stat.S_ISDIR(st.st_mode) else 0o644))
     name = "qubinode-validate-%d-%s" % (os.getpid(), os.path.basename(stage).replace("staging-", "")[-8:])
     name = re.sub(r"[^A-Za-z0-9_-]", "x", name)
-    argv = sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, tests, tests_root)
+    argv = sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, tests, tests_root,
+                           import_paths)
     started = time.monotonic()
     rc, out, err = module.run_command(argv, cwd="/")
     took = time.monotonic() - started
@@ -594,6 +609,9 @@ def bundle_entry(name, repo):
         kwargs["subdir"] = repo["subdir"]
     if repo.get("git_conn_id"):
         kwargs["git_conn_id"] = repo["git_conn_id"]
+    if repo.get("import_paths"):
+        kwargs["import_paths"] = list(repo["import_paths"])
+        return dict(name=name, classpath=IMPORT_PATHS_BUNDLE, kwargs=kwargs)
     return dict(name=name, classpath=GIT_BUNDLE, kwargs=kwargs)
 
 
@@ -623,7 +641,7 @@ def stale_clones(old, new):
     before = dict((b.get("name"), b.get("kwargs", {})) for b in old or [])
     drop = []
     for b in new:
-        if b.get("classpath") != GIT_BUNDLE:
+        if b.get("classpath") not in GIT_BUNDLES:
             continue
         was, now = before.get(b["name"]), b.get("kwargs", {})
         if was is None or was.get("repo_url") != now.get("repo_url"):

@@ -30,8 +30,10 @@ HOST_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-
 REGISTRY_FIELDS = {
     "url": str, "ref": str, "subdir": (str, type(None)), "pin": bool, "refresh_interval": int,
     "git_conn_id": (str, type(None)), "commit": str, "dag_ids": list, "history": list,
-    "previous": (str, type(None)), "validated_at": (str, type(None)),
+    "previous": (str, type(None)), "validated_at": (str, type(None)), "import_paths": list,
 }
+# Directories of a repository its DAGs import from, beside the DAG directory.
+MAX_IMPORT_PATHS = 10
 REGISTRY_REQUIRED = ("url", "ref", "commit")
 
 
@@ -88,6 +90,26 @@ def check_subdir(value, where="", field="subdir"):
         raise InputError("%s%s %r: no part of the path may start with '-'" % (where, field, value))
     if any(c in value for c in "*?[]\\:"):
         raise InputError("%s%s %r: wildcards, ':' and '\\' are not allowed in the directory" % (where, field, value))
+    return clean
+
+
+def check_import_paths(value, where="", field="import_paths"):
+    """Relative, normalised directories of the repository (each checked as a subdir), without repeats."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InputError("%s%s must be a list of directories of the repository, for example [plugins]"
+                         % (where, field))
+    if len(value) > MAX_IMPORT_PATHS:
+        raise InputError("%s%s lists %d directories: at most %d" % (where, field, len(value), MAX_IMPORT_PATHS))
+    clean = []
+    for item in value:
+        path = check_subdir(item, where, field)
+        if path is None:
+            raise InputError("%s%s holds an empty directory: name each one, for example plugins" % (where, field))
+        if path in clean:
+            raise InputError("%s%s lists %r twice" % (where, field, path))
+        clean.append(path)
     return clean
 
 
@@ -154,6 +176,7 @@ def check_registry_entry(name, entry, where="the Airflow variable qubinode_dag_r
     check_ref(entry["ref"], here)
     check_commit(entry["commit"], here)
     check_subdir(entry.get("subdir"), here)
+    check_import_paths(entry.get("import_paths"), here)
     if entry.get("git_conn_id") not in (None, "qubinode_git_%s" % name):
         raise InputError("%sfield 'git_conn_id' must be qubinode_git_%s or null" % (here, name))
     for field in ("history",):

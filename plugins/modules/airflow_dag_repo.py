@@ -74,6 +74,19 @@ options:
   subdir:
     description: Directory of the repository that holds the DAGs, relative, without C(..); a symbolic link is not followed.
     type: str
+  import_paths:
+    description:
+      - Directories of the repository, relative to its root, that its DAGs import from (shared modules beside
+        O(subdir), for example V(plugins)). They are staged and validated with the DAGs, after Airflow and the DAG
+        directory on C(sys.path), and every Airflow process that parses the bundle (dag-processors, task runners
+        on core hosts and Temporal workers) puts them there too, in this order.
+      - The repositories of a stack share one module namespace in a dag-processor, so give each repository's
+        modules a package name of its own.
+      - Each is checked like O(subdir); at most 10.
+    type: list
+    elements: str
+    default: []
+    version_added: 1.0.0
   test_dir:
     description:
       - Directory of the repository, relative to its root, that holds its tests. When a commit has it, the tests
@@ -292,13 +305,14 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._registry import 
 from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input import (
     InputError,
     check_commit,
+    check_import_paths,
     check_name,
     check_ref,
     check_subdir,
     check_url,
 )
 
-KEYS = ("url", "ref", "subdir", "pin", "refresh_interval", "git_conn_id", "commit")
+KEYS = ("url", "ref", "subdir", "pin", "refresh_interval", "git_conn_id", "commit", "import_paths")
 FINGERPRINT_FILE = "credentials.fingerprint"
 
 
@@ -318,6 +332,7 @@ class DagRepo:
         self.name = self.p["name"]
         self.subdir = None
         self.test_dir = None
+        self.import_paths = []
         self.result = dict(changed=False, restarted=[])
 
     def fingerprint_path(self):
@@ -374,8 +389,20 @@ class DagRepo:
         stage = tempfile.mkdtemp(prefix="staging-", dir=p["work_dir"])
         try:
             tests = self.test_dir if p["validate"] and git.has_tree(mirror, commit, self.test_dir) else None
-            tree = git.export(mirror, commit, self.subdir, os.path.join(stage, "tree"), extra=(tests,) if tests else ())
+            for path in self.import_paths:
+                # A directory: a symbolic link (a blob to git) is refused, never exported nor followed.
+                if not git.has_tree(mirror, commit, path):
+                    raise RepoError("import_paths: %r is not a directory of %s at %s (a symbolic link is not "
+                                    "followed); add it to the commit or remove it from import_paths"
+                                    % (path, p["url"], commit[:12]))
+            tree = git.export(mirror, commit, self.subdir, os.path.join(stage, "tree"),
+                              extra=((tests,) if tests else ()) + tuple(self.import_paths))
             report = scan_secrets(tree) if p["secret_scan"] else []
+            if p["secret_scan"] and self.subdir:
+                # The import paths beside the DAG directory are served too: scanned the same way.
+                for path in [x for x in self.import_paths if not (x + "/").startswith(self.subdir + "/")]:
+                    report += [dict(f, file="%s/%s" % (path, f["file"]))
+                               for f in scan_secrets(os.path.join(stage, "tree", path))]
             dags = {}
             # A link out of the tree would be read by Airflow's parse (a device, a host file): not parsed.
             if p["validate"] and not any(f["kind"] == "link" for f in report):
@@ -387,7 +414,8 @@ class DagRepo:
                 dags, import_report, deprecations = validate_tree(
                     self.module, os.path.join(p["airflow_venv"], "bin", "python"), sandbox, p["airflow_user"], stage,
                     tree, p["airflow_config_dir"], tests=os.path.join(stage, "tree", tests) if tests else None,
-                    tests_root=os.path.join(stage, "tree"))
+                    tests_root=os.path.join(stage, "tree"),
+                    import_paths=[os.path.join(stage, "tree", path) for path in self.import_paths])
                 report += import_report
                 report += self.duplicates(dags)
                 self.result["deprecated_apis"] = deprecations
@@ -425,13 +453,18 @@ class DagRepo:
             want = dict(url=p["url"], ref=p["ref"], subdir=self.subdir, pin=p["pin"],
                         refresh_interval=p["refresh_interval"], commit=commit,
                         git_conn_id=conn_id_for(self.name) if (p["token"] or p["ssh_private_key"]) else None)
-            same = old is not None and all(old.get(k) == want[k] for k in KEYS)
+            if self.import_paths:
+                # Only when given: an entry registered without them compares as it was.
+                want["import_paths"] = self.import_paths
+            same = old is not None and all(old.get(k) == want.get(k) for k in KEYS)
             self.result.update(commit=commit, previous_commit=old.get("commit") if old else None)
             if same:
                 entry = dict(old)
             else:
                 if self.module.check_mode:
                     entry = dict(old or {}, **want)
+                    if "import_paths" not in want:
+                        entry.pop("import_paths", None)
                 else:
                     dags = self.validate(git, commit, registry)
                     history = [commit] + ([old["commit"]] if old else []) + (old or {}).get("history", [])
@@ -514,6 +547,7 @@ class DagRepo:
             check_ref(p["ref"])
             self.subdir = check_subdir(p["subdir"])
             self.test_dir = check_subdir(p["test_dir"], field="test_dir")
+            self.import_paths = check_import_paths(p["import_paths"])
             if p["state"] == "present":
                 if not p["url"]:
                     raise InputError("url is required with state=present, for example "
@@ -543,6 +577,7 @@ def main():
         commit=dict(type="str"),
         subdir=dict(type="str"),
         test_dir=dict(type="str", default="tests"),
+        import_paths=dict(type="list", elements="str", default=[]),
         refresh_interval=dict(type="int", default=300),
         pin=dict(type="bool", default=True),
         username=dict(type="str", default="x-access-token"),

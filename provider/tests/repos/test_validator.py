@@ -30,7 +30,7 @@ def write(repo, files):
     return repo
 
 
-def validate(tmp_path, files=None, subdir=None, tests=None, config=None):
+def validate(tmp_path, files=None, subdir=None, tests=None, config=None, import_paths=()):
     """The validator's result for tmp_path/repo (its `subdir`), with the tests in `tests` (relative to the
     repository) as the module passes them, and the stack's `config` ({AIRFLOW__CORE__...: value})."""
     repo = tmp_path / "repo"
@@ -48,6 +48,8 @@ def validate(tmp_path, files=None, subdir=None, tests=None, config=None):
     env = {"HOME": "/tmp", "AIRFLOW_HOME": str(tmp_path / "airflow"), "PYTHONDONTWRITEBYTECODE": "1",
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "LC_ALL": "C.UTF-8", "PATH": os.environ.get("PATH", ""),
            **(config or {})}
+    if import_paths:
+        env["QUBINODE_IMPORT_PATHS"] = ":".join(str(repo / path) for path in import_paths)
     proc = subprocess.run([sys.executable, str(script), str(tree)] + extra, env=env, capture_output=True, text=True,
                           timeout=300, cwd="/tmp", check=False)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("QUBINODE-VALIDATION ")]
@@ -250,3 +252,42 @@ def test_tests_do_not_run_when_the_parse_already_failed(tmp_path):
     result = validate(tmp_path, {"dags/qa_broken.py": "def broken(:\n", "tests/test_x.py": "def test_x():\n    assert False\n"},
                       subdir="dags", tests="tests")
     assert list(result["errors"]) == ["qa_broken.py"], result
+
+
+IMPORTING_DAG = """
+from datetime import datetime
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.empty import EmptyOperator
+from qa_shared.names import TASK_ID
+
+with DAG("qa_import_paths", start_date=datetime(2024, 1, 1), schedule=None):
+    EmptyOperator(task_id=TASK_ID)
+"""
+
+IMPORTING_TEST = """
+from qa_shared.names import TASK_ID
+
+
+def test_the_task_id():
+    assert TASK_ID == "from_plugins"
+"""
+
+
+def test_the_repositorys_import_paths_come_after_airflow_and_the_dags(tmp_path):
+    files = {"dags/qa_import_paths.py": IMPORTING_DAG, "plugins/qa_shared/__init__.py": "",
+             "plugins/qa_shared/names.py": "TASK_ID = 'from_plugins'\n", "plugins/copy.py": "VALUE = 4\n",
+             "tests/test_names.py": IMPORTING_TEST}
+    result = validate(tmp_path, files, subdir="dags", tests="tests", import_paths=["plugins"])
+    assert result == {"dags": {"qa_import_paths": "qa_import_paths.py"}, "errors": {}, "lint": []}
+    # Without them, the DAG does not import (and the tests do not run).
+    result = validate(tmp_path, subdir="dags", tests="tests")
+    assert result["errors"] == {"qa_import_paths.py": ["import", "ModuleNotFoundError: No module named 'qa_shared'"]}
+
+
+def test_the_repositorys_tests_see_the_import_paths(tmp_path):
+    files = {"dags/qa_other.py": DAG.replace("import helpers", "TASK_ID = 'h'").replace("helpers.TASK_ID", "TASK_ID"),
+             "plugins/qa_shared/__init__.py": "", "plugins/qa_shared/names.py": "TASK_ID = 'not_from_plugins'\n",
+             "tests/test_names.py": IMPORTING_TEST}
+    result = validate(tmp_path, files, subdir="dags", tests="tests", import_paths=["plugins"])
+    assert list(result["errors"]) == ["tests"], result
+    assert "FAILED tests/test_names.py::test_the_task_id" in result["errors"]["tests"][1], result

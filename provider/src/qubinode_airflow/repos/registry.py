@@ -23,7 +23,7 @@ CREDENTIALS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@]*:[^/@]*@|(?<=h
 # Field types of an entry (the collection's airflow_dag_repo writes them; Op users can edit the variable).
 FIELD_TYPES = {"url": str, "ref": str, "commit": str, "pin": bool, "subdir": (str, type(None)),
                "refresh_interval": int, "git_conn_id": (str, type(None)), "dag_ids": list, "history": list,
-               "previous": (str, type(None)), "validated_at": (str, type(None))}
+               "previous": (str, type(None)), "validated_at": (str, type(None)), "import_paths": list}
 
 
 class RegistryError(Exception):

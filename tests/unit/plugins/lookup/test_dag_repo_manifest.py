@@ -40,6 +40,7 @@ def test_entries_come_back_checked_and_in_priority_order(run_playbook, tmp_path)
             url: https://git.example.com/platform.git
             branch: release
             subdir: dags
+            import_paths: [plugins, lib/shared/]
             priority: 10
             namespace: core
             credentials: vault_git_platform
@@ -48,7 +49,8 @@ def test_entries_come_back_checked_and_in_priority_order(run_playbook, tmp_path)
     got = repos(result)
     assert [r["name"] for r in got] == ["platform", "team-b"]
     assert got[0] == dict(name="platform", namespace="core", url="https://git.example.com/platform.git",
-                          ref="release", subdir="dags", priority=10, credentials="vault_git_platform",
+                          ref="release", subdir="dags", import_paths=["plugins", "lib/shared"], priority=10,
+                          credentials="vault_git_platform",
                           refresh_interval=None, pin=True, validation_network=False)
     assert got[1]["namespace"] == "team-b" and got[1]["ref"] == "v2.0" and got[1]["priority"] == 100
     assert "not-printed-123" not in result.output
@@ -68,6 +70,8 @@ def test_entries_come_back_checked_and_in_priority_order(run_playbook, tmp_path)
     # hostile values are refused here, before any registration runs
     ("- {name: a, url: 'https://g.example.com/u.git', subdir: '--output=/root/x'}", "field 'subdir'"),
     ("- {name: a, url: 'https://g.example.com/u.git', subdir: '../../etc'}", "field 'subdir'"),
+    ("- {name: a, url: 'https://g.example.com/u.git', import_paths: ['../../etc']}", "field 'import_paths'"),
+    ("- {name: a, url: 'https://g.example.com/u.git', import_paths: plugins}", "field 'import_paths' must be a list"),
     ("- {name: a, url: 'https://g.example.com/u.git', branch: '--upload-pack=id'}", "field 'branch'"),
     ("- {name: a, url: /etc}", "field 'url' '/etc' is a path on this host"),
     ("- {name: a, url: 'https://me:hunter2@g.example.com/u.git'}", "field 'url' holds credentials"),

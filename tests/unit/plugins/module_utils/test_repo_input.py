@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 
 import pytest
 
@@ -98,6 +99,8 @@ def entry(**kw):
     ("../../etc", entry(), "entry name"),
     ("p", entry(url="https://u:pw@git.example.com/r.git"), "holds credentials"),
     ("p", entry(subdir="../../.."), "subdir"),
+    ("p", entry(import_paths=["plugins", "../../root"]), "import_paths"),
+    ("p", entry(import_paths="plugins"), "field 'import_paths' has the wrong type"),
     ("p", entry(commit="HEAD"), "commit"),
     ("p", entry(pin="yes"), "field 'pin' has the wrong type"),
     ("p", entry(evil=1), "unknown field"),
@@ -175,6 +178,27 @@ def test_the_sandbox_finds_dag_files_as_the_stacks_dag_processor(tmp_path):
     (tmp_path / "airflow.cfg").write_text("[core]\ndag_ignore_file_syntax = glob\\nX=1 -p User=root\n")
     p = props(dr.sandbox_command(dr.Sandbox("v", 60), "/p", "/w/s", "/w/s/tree", str(tmp_path), 991, 991, "d"))
     assert not [x for x in p if "DAG_IGNORE_FILE_SYNTAX" in x or "User=root" in x]
+
+
+@pytest.mark.parametrize("value, says", [
+    (["plugins", "plugins/"], "import_paths lists 'plugins' twice"),
+    ([""], "import_paths holds an empty directory"),
+    (["../plugins"], "import_paths '../plugins' must be a relative path"),
+    (["a:b"], "wildcards, ':'"),
+    (["p%d" % i for i in range(11)], "import_paths lists 11 directories: at most 10"),
+])
+def test_hostile_import_paths_are_refused_naming_the_field(value, says):
+    with pytest.raises(ri.InputError, match=re.escape(says)):
+        ri.check_import_paths(value)
+
+
+def test_the_import_paths_reach_the_sandbox_as_it_sees_the_copy(tmp_path):
+    argv = dr.sandbox_command(dr.Sandbox("v", 60), "/p", "/w/s", "/w/s/tree/dags", str(tmp_path), 991, 991, "i",
+                              import_paths=["/w/s/tree/plugins", "/w/s/tree/lib/shared"])
+    assert "Environment=QUBINODE_IMPORT_PATHS=%s/tree/plugins:%s/tree/lib/shared" % (
+        dr.SANDBOX_STAGE, dr.SANDBOX_STAGE) in props(argv)
+    assert not [p for p in props(dr.sandbox_command(dr.Sandbox("v", 60), "/p", "/w/s", "/w/s/tree", str(tmp_path),
+                                                    991, 991, "n")) if "IMPORT_PATHS" in p]
 
 
 def test_the_repository_tests_run_in_the_same_sandbox_from_the_staged_copy(tmp_path):

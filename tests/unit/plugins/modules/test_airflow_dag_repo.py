@@ -272,6 +272,23 @@ def test_a_subdir_that_is_a_link_is_refused(upstream, tmp_path):
     g.close()
 
 
+def test_an_import_path_that_is_a_link_or_missing_is_not_a_directory_of_the_commit(upstream, tmp_path):
+    """What the module checks for each of import_paths before it exports anything."""
+    os.symlink("/etc", upstream["work"] / "plugins")
+    os.symlink("/etc", upstream["work"] / "dags" / "lib")
+    git("add", "-A", cwd=upstream["work"])
+    git("commit", "-qm", "links", cwd=upstream["work"])
+    git("push", "-q", str(upstream["bare"]), "main", cwd=upstream["work"])
+    head = git("rev-parse", "HEAD", cwd=upstream["work"])
+    g = dr.Git(Runner(), upstream["url"], workdir=str(tmp_path))
+    mirror = str(tmp_path / "mirror.git")
+    g.fetch(mirror)
+    assert g.has_tree(mirror, head, "dags")
+    for path in ("plugins", "dags/lib", "dags/lib/passwd", "missing"):
+        assert not g.has_tree(mirror, head, path), path
+    g.close()
+
+
 # -- the root-only work directory ------------------------------------------------------------------
 
 def test_the_work_dir_is_made_root_only(tmp_path):
@@ -359,6 +376,17 @@ def test_bundles_env_is_written_once_and_read_back(confdir):
     assert dr.read_env_file(str(confdir / "bundles.env")) == bundles
     assert oct(os.stat(confdir / "bundles.env").st_mode & 0o777) == "0o644"
     assert dr.apply_to_host(Runner(), registry, str(confdir), USER, False) == (False, [], bundles)
+
+
+def test_a_repository_with_import_paths_is_served_by_the_bundle_that_puts_them_on_sys_path(confdir):
+    registry = {"platform": repo("a" * 40, import_paths=["plugins"]), "plain": repo("b" * 40)}
+    _changed, _restarted, bundles = dr.apply_to_host(Runner(), registry, str(confdir), USER, False)
+    served = dict((b["name"], b) for b in bundles)
+    assert served["platform"]["classpath"] == dr.IMPORT_PATHS_BUNDLE
+    assert served["platform"]["kwargs"]["import_paths"] == ["plugins"]
+    assert served["plain"]["classpath"] == dr.GIT_BUNDLE and "import_paths" not in served["plain"]["kwargs"]
+    # A new URL still drops the clones of the bundle, whichever class serves it.
+    assert ("platform", "bare") in dr.stale_clones([], bundles)
 
 
 def test_a_new_pin_restarts_the_dag_processor_only_and_drops_its_stale_clone(confdir):
