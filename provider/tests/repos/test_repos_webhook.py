@@ -47,6 +47,7 @@ class Repo:
         if branch != "main":
             git("checkout", "-q", "-B", branch, cwd=self.work)
         for name, text in files.items():
+            (self.work / name).parent.mkdir(parents=True, exist_ok=True)
             (self.work / name).write_text(text)
         git("add", "-A", cwd=self.work)
         git("commit", "-q", "-m", "change", cwd=self.work)
@@ -137,15 +138,25 @@ def stack(tmp_path_factory):
     first = tracked.commit({"a.py": dag_file("hook_a")})
     pinned = Repo(root, "pinned")
     pinned_commit = pinned.commit({"p.py": dag_file("hook_p")})
+    # A repository whose DAG imports from plugins/ beside dags/ (airflow_dag_repo's import_paths).
+    pathed = Repo(root, "pathed")
+    pathed_commit = pathed.commit({"dags/i.py": dag_file("hook_i").replace("task_id='t'", "task_id=TASK_ID").replace(
+        "import pendulum\n", "import pendulum\nfrom qa_hook_shared import TASK_ID\n"),
+        "plugins/qa_hook_shared.py": "TASK_ID = 'from_plugins'\n"})
     bundles = [
         {"name": "tracked", "classpath": "airflow.providers.git.bundles.git.GitDagBundle",
          "kwargs": {"repo_url": str(tracked.origin), "tracking_ref": "main", "refresh_interval": 3600}},
         {"name": "pinned", "classpath": "airflow.providers.git.bundles.git.GitDagBundle",
          "kwargs": {"repo_url": str(pinned.origin), "tracking_ref": pinned_commit, "refresh_interval": 3600}},
+        {"name": "pathed", "classpath": "qubinode_airflow.repos.bundle.GitDagBundleWithImportPaths",
+         "kwargs": {"repo_url": str(pathed.origin), "tracking_ref": pathed_commit, "subdir": "dags",
+                    "import_paths": ["plugins"], "refresh_interval": 3600}},
     ]
     set_registry({
         "tracked": {"url": str(tracked.origin), "ref": "main", "pin": False, "commit": first},
         "pinned": {"url": str(pinned.origin), "ref": "main", "pin": True, "commit": pinned_commit},
+        "pathed": {"url": str(pathed.origin), "ref": "main", "pin": True, "commit": pathed_commit, "subdir": "dags",
+                   "import_paths": ["plugins"]},
     })
     (HOME / "passwords.json").write_text(json.dumps(PASSWORDS))
     port = free_port()
@@ -168,8 +179,9 @@ def stack(tmp_path_factory):
     st.api_pid = procs[0].pid
     try:
         wait_for(lambda: st.call("GET", "/api/v2/monitor/health")[0] == 200, 120, "the api-server")
-        wait_for(lambda: "hook_a" in dag_ids("tracked") and "hook_p" in dag_ids("pinned"), 120,
-                 "the first parse of both bundles")
+        # The dag-processor's parsing processes import plugins/ of the "pathed" repository.
+        wait_for(lambda: "hook_a" in dag_ids("tracked") and "hook_p" in dag_ids("pinned")
+                 and "hook_i" in dag_ids("pathed"), 120, "the first parse of the three bundles")
         yield st
     finally:
         for p in procs:
