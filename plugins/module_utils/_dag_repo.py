@@ -214,6 +214,13 @@ class Git:
                                                  "%s:%s" % (commit, path)], cwd=self._tmp, environ_update=self.env)
         return rc == 0 and out.strip() == "tree"
 
+    def is_ancestor(self, mirror, commit, descendant):
+        """Whether `commit` is `descendant` or one of its ancestors (both full SHAs, already checked)."""
+        if not (SHA_RE.match(commit) and SHA_RE.match(descendant)):
+            return False
+        return self.run(["--git-dir", mirror, "merge-base", "--is-ancestor", "--end-of-options", commit, descendant],
+                        check=False) == 0
+
     def export(self, mirror, commit, subdir, dest, extra=()):
         """The tree of `commit` (only `subdir` and the directories `extra`, already checked) as plain files in
         dest."""

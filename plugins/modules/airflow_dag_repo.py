@@ -71,6 +71,18 @@ options:
   commit:
     description: Pin exactly this commit (40 hex characters) instead of resolving O(ref); used to roll back.
     type: str
+  forward_only:
+    description:
+      - With O(commit), the commit of a push to O(ref) - pin it only when it is on O(ref) (its head or an
+        ancestor of the head) and does not go back from the pinned commit. An older commit than the pinned one
+        changes nothing and returns RV(superseded=true), so pushes promoted one after the other end with the
+        newest valid commit served, whatever order they finish in; a commit that is not on O(ref) is refused.
+      - The repository's registered credentials are kept as they are; a repository that has some (its
+        connection C(qubinode_git_<name>)) needs them given again in O(token) or O(ssh_private_key).
+      - Requires O(commit); check mode only compares the commit with the pinned one.
+    type: bool
+    default: false
+    version_added: 1.0.0
   subdir:
     description: Directory of the repository that holds the DAGs, relative, without C(..); a symbolic link is not followed.
     type: str
@@ -223,6 +235,11 @@ commit:
   description: The commit the bundle is pinned to now.
   returned: when state=present
   type: str
+superseded:
+  description: With O(forward_only), whether O(commit) was older than the pinned commit, which stays pinned.
+  returned: always
+  type: bool
+  sample: false
 previous_commit:
   description: The commit that was pinned before this run (null for a new repository).
   returned: when state=present
@@ -333,7 +350,7 @@ class DagRepo:
         self.subdir = None
         self.test_dir = None
         self.import_paths = []
-        self.result = dict(changed=False, restarted=[])
+        self.result = dict(changed=False, restarted=[], superseded=False)
 
     def fingerprint_path(self):
         return os.path.join(self.p["work_dir"], self.name, FINGERPRINT_FILE)
@@ -446,7 +463,9 @@ class DagRepo:
         git = Git(self.module, p["url"], p["token"], p["username"], p["ssh_private_key"],
                   workdir=None if self.module.check_mode else p["work_dir"])
         try:
-            if p["commit"]:
+            if p["commit"] and p["forward_only"]:
+                commit = self.forward_commit(git, old)
+            elif p["commit"]:
                 commit = p["commit"]
             else:
                 commit = git.resolve(p["ref"])
@@ -500,6 +519,28 @@ class DagRepo:
                 raise RepoError("%s: Airflow did not parse %s at %s within %ss; look at the dag-processor's log"
                                 % (self.name, entry.get("dag_ids"), commit[:12], p["wait_timeout"]))
 
+    def forward_commit(self, git, old):
+        """The commit to pin for a push: O(commit) when it is on the ref and newer than the pinned one, else
+        the pinned one (superseded)."""
+        p = self.p
+        commit, pinned = p["commit"], (old or {}).get("commit")
+        if old and old.get("git_conn_id") and not (p["token"] or p["ssh_private_key"]):
+            raise RepoError("%s is registered with credentials (connection %s): give them again (token or "
+                            "ssh_private_key) to pin a push" % (self.name, old["git_conn_id"]))
+        if commit == pinned or self.module.check_mode:
+            return commit
+        head = git.resolve(p["ref"])
+        mirror = os.path.join(p["work_dir"], self.name, "mirror.git")
+        git.fetch(mirror)
+        if not git.is_ancestor(mirror, commit, head):
+            raise RepoError("%s: commit %s is not on %s (head %s); still serving %s" % (
+                self.name, commit[:12], p["ref"], head[:12], (pinned or "nothing")[:12]))
+        if pinned and git.is_ancestor(mirror, commit, pinned):
+            self.result["superseded"] = True
+            self.module.warn("%s: %s is older than the pinned %s, which stays" % (self.name, commit[:12], pinned[:12]))
+            return pinned
+        return commit
+
     def apply_here(self, registry):
         changed, restarted, _bundles = apply_to_host(
             self.module, registry, self.p["airflow_config_dir"], self.p["airflow_user"], self.module.check_mode)
@@ -544,6 +585,8 @@ class DagRepo:
             check_name(self.name)
             if p["commit"]:
                 check_commit(p["commit"])
+            elif p["forward_only"]:
+                raise InputError("forward_only needs commit: the commit of the push to pin")
             check_ref(p["ref"])
             self.subdir = check_subdir(p["subdir"])
             self.test_dir = check_subdir(p["test_dir"], field="test_dir")
@@ -575,6 +618,7 @@ def main():
         url=dict(type="str"),
         ref=dict(type="str", default="main"),
         commit=dict(type="str"),
+        forward_only=dict(type="bool", default=False),
         subdir=dict(type="str"),
         test_dir=dict(type="str", default="tests"),
         import_paths=dict(type="list", elements="str", default=[]),

@@ -133,6 +133,42 @@ def request_refresh(session, bundle: str) -> str:
     return rel
 
 
+def repo_dag_args() -> dict[str, Any]:
+    """What the DAGs that drive the dag_repos playbook (the examples register and promote) share: run on
+    demand, one at a time, with the bundle name as the form's first field (the playbook's lookup checks it
+    again)."""
+    import pendulum
+    from airflow.sdk import Param
+
+    return {"schedule": None, "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"), "catchup": False,
+            "max_active_runs": 1, "tags": ["qubinode", "ansible", "dag-repos"],
+            "params": {"name": Param("example", type="string", pattern=NAME_RE.pattern)}}
+
+
+# What the promote DAG hands on of a registered entry (the playbook's manifest lookup checks each again).
+PROMOTE_FIELDS = ("url", "ref", "subdir", "import_paths", "refresh_interval")
+
+
+def promote_entry(value: Any, name: str, commit: str | None) -> dict[str, Any]:
+    """The dag_repos manifest entry that validates and pins `commit` (None: the head of the ref) of the
+    registered, pinned repository `name`; ValueError says why there is none."""
+    entry = value.get(name) if isinstance(value, dict) else None
+    if not isinstance(entry, dict):
+        raise ValueError("%s is not a registered DAG repository (the Airflow variable %s)" % (name, REGISTRY_KEY))
+    if not entry.get("pin", True):
+        raise ValueError("%s is not pinned: Airflow follows its ref by itself" % name)
+    if entry.get("git_conn_id"):
+        raise ValueError("%s is registered with credentials (connection %s): run the dag_repos playbook with "
+                         "them to pin a new commit" % (name, entry["git_conn_id"]))
+    item = {"name": name, "pin": True}
+    item.update({key: entry[key] for key in PROMOTE_FIELDS if entry.get(key) not in (None, [], "")})
+    if commit:
+        if not isinstance(commit, str) or not re.match(r"^[0-9a-f]{40}$", commit):
+            raise ValueError("commit %r is not a full 40-character SHA" % (commit,))
+        item.update(commit=commit, forward_only=True)
+    return item
+
+
 def status(session) -> list[dict[str, Any]]:
     """Per registered repository: what is pinned, what Airflow serves, when it last refreshed, its DAGs and
     import errors."""

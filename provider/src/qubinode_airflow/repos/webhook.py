@@ -4,8 +4,10 @@
 
 Routes of plugin apps are not authenticated by Airflow, so each route here decides:
 - POST /qubinode/webhook: GitHub (X-Hub-Signature-256, HMAC-SHA256 of the body) or GitLab (X-Gitlab-Token)
-  push events, checked against the repository's own secret (the password of the connection
-  `qubinode_webhook_<bundle>`) when it has one, else the stack's (connection `qubinode_webhook`, or the
+  push events (a repository that follows its ref is refreshed; for a pinned one, a run of the DAG
+  qubinode_dag_repo_promote validates and pins the pushed commit while that DAG is unpaused), checked
+  against the repository's own secret (the password of the connection `qubinode_webhook_<bundle>`) when
+  it has one, else the stack's (connection `qubinode_webhook`, or the
   variable `qubinode_webhook_secret`). The body is read up to MAX_BODY and no further (413); unsigned or
   badly signed: 401; signed but malformed: 400; a delivery already taken (same signed body): 409; a
   repository that is not registered: 404. In each of these cases nothing else happens.
@@ -22,6 +24,7 @@ import logging
 import re
 from typing import Any
 
+from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -36,6 +39,8 @@ DELIVERY_EVENT = "qubinode.webhook.delivery"
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 # A cookie-authenticated POST must carry this header, which a cross-site form cannot send.
 CSRF_HEADER = "X-Qubinode-Request"
+# The DAG that validates and pins the commit of a push to a pinned repository (the dag_repos playbook).
+PROMOTE_DAG = "qubinode_dag_repo_promote"
 
 
 def _connection_password(conn_id: str) -> str | None:
@@ -132,13 +137,47 @@ def _session():
     return create_session()
 
 
-def refresh(name: str, entry: dict[str, Any], session) -> dict[str, Any]:
+def refresh(name: str, entry: dict[str, Any], session, commit: str | None = None, why: str = "sync",
+            who: str | None = None) -> dict[str, Any]:
+    """A repository that follows its ref: ask the dag-processors to refresh it. A pinned one: a run of the
+    promote DAG validates `commit` (None: the head of its ref) and pins it when it passes."""
     if entry.get("pin", True):
-        # A pinned bundle serves exactly its validated commit; moving it is airflow_dag_repo's job.
-        return {"bundle": name, "action": "none", "pinned_commit": entry.get("commit"),
-                "detail": "pinned: run airflow_dag_repo (or the dag_repos playbook) to validate and pin the push"}
+        return promote(name, entry, session, commit, why, who)
     rel = registry.request_refresh(session, name)
     return {"bundle": name, "action": "refresh", "file": rel}
+
+
+def promote(name: str, entry: dict[str, Any], session, commit: str | None, why: str,
+            who: str | None) -> dict[str, Any]:
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.models.dag import DagModel
+    from airflow.utils import timezone
+    from airflow.utils.types import DagRunTriggeredByType
+
+    def none(detail):
+        return {"bundle": name, "action": "none", "pinned_commit": entry.get("commit"), "detail": detail}
+
+    if commit and commit == entry.get("commit"):
+        return none("pinned at this commit already")
+    dag = session.get(DagModel, PROMOTE_DAG)
+    if dag is None or dag.is_stale:
+        return none("pinned: run airflow_dag_repo (or the dag_repos playbook) to validate and pin the push; "
+                    "with the example DAGs served, the DAG %s does it on each push" % PROMOTE_DAG)
+    if dag.is_paused:
+        return none("pinned: unpause the DAG %s to validate and pin pushes, or run the dag_repos playbook"
+                    % PROMOTE_DAG)
+    if entry.get("git_conn_id"):
+        return none("pinned with credentials (connection %s): run the dag_repos playbook with them to pin "
+                    "the push" % entry["git_conn_id"])
+    now = timezone.utcnow()
+    run = trigger_dag(PROMOTE_DAG, triggered_by=DagRunTriggeredByType.REST_API,
+                      triggering_user_name=who,
+                      run_id="%s__%s__%s__%s" % (why, name, (commit or "head")[:12], now.strftime("%Y%m%dT%H%M%S.%f")),
+                      conf={"name": name, "commit": commit}, run_after=now,
+                      note="%s of %s" % (why, (commit or "the head of " + str(entry.get("ref")))[:40]),
+                      session=session)
+    return {"bundle": name, "action": "validate", "commit": commit, "dag_id": PROMOTE_DAG,
+            "dag_run_id": run.run_id if run else None}
 
 
 def _user_dependency(method: str):
@@ -214,7 +253,7 @@ def create_app() -> FastAPI:
                     results.append({"bundle": name, "action": "none",
                                     "detail": "push to %s; the bundle serves %s" % (ref, repos[name].get("ref"))})
                 else:
-                    results.append(refresh(name, repos[name], session))
+                    results.append(refresh(name, repos[name], session, payload["after"], "push", "webhook"))
         log.info("webhook push %s@%s: %s", names, payload["after"][:12], results)
         return JSONResponse({"status": "accepted", "bundles": results}, status_code=202)
 
@@ -225,14 +264,14 @@ def create_app() -> FastAPI:
             return {"repositories": registry.status(session)}
 
     @app.post("/repos/{name}/sync", dependencies=[_user_dependency("PUT")])
-    def sync(name: str, request: Request):
+    def sync(name: str, request: Request, user: GetUserDep):
         if not request.headers.get("authorization") and request.headers.get(CSRF_HEADER) != "1":
             raise HTTPException(403, "a browser request needs the %s: 1 header" % CSRF_HEADER)
         with _session() as session:
             repos = _registry(session)
             if name not in repos:
                 raise HTTPException(404, "no registered DAG repository named %r" % name)
-            return JSONResponse(refresh(name, repos[name], session), status_code=202)
+            return JSONResponse(refresh(name, repos[name], session, who=user.get_name()), status_code=202)
 
     @app.get("/ui", response_class=HTMLResponse, dependencies=[_user_dependency("GET")])
     def page():

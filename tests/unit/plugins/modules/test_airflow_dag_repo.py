@@ -217,6 +217,78 @@ def test_fetch_and_export_a_subdir_at_a_commit(upstream, tmp_path):
     g.close()
 
 
+class PushModule(Runner):
+    """An AnsibleModule as DagRepo.forward_commit reads it, with git run for real."""
+
+    def __init__(self, params, check_mode=False):
+        self.params = params
+        self.check_mode = check_mode
+        self._diff = False
+        self.warnings = []
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+
+
+def push_repo(upstream, tmp_path, commit, check_mode=False, **kw):
+    from ansible_collections.qubinode.airflow.plugins.modules import airflow_dag_repo as mod
+
+    params = dict(api_url="http://127.0.0.1:9", api_username="admin", api_password="x", api_token=None,
+                  validate_certs=True, ca_path=None, api_timeout=1.0, api_retries=0, name="team_a",
+                  url=upstream["url"], ref="main", commit=commit, forward_only=True, token=None,
+                  ssh_private_key=None, username="x-access-token", work_dir=str(tmp_path / "repos"))
+    params.update(kw)
+    module = PushModule(params, check_mode)
+    repo = mod.DagRepo(module)
+    return repo, dr.Git(module, upstream["url"], workdir=str(tmp_path))
+
+
+def test_a_push_newer_than_the_pin_is_pinned_and_an_older_one_is_superseded(upstream, tmp_path):
+    (tmp_path / "repos" / "team_a").mkdir(parents=True)
+    repo, g = push_repo(upstream, tmp_path, upstream["head"])
+    assert repo.forward_commit(g, {"commit": upstream["v1"]}) == upstream["head"]
+    assert repo.result["superseded"] is False
+    # The older push finishes after the newer one: the newer one stays pinned.
+    repo, g = push_repo(upstream, tmp_path, upstream["v1"])
+    assert repo.forward_commit(g, {"commit": upstream["head"]}) == upstream["head"]
+    assert repo.result["superseded"] is True
+    assert "older than the pinned" in repo.module.warnings[0]
+    # A repository not registered yet takes the push.
+    repo, g = push_repo(upstream, tmp_path, upstream["v1"])
+    assert repo.forward_commit(g, None) == upstream["v1"]
+
+
+def test_forward_only_without_a_commit_is_refused_before_anything(upstream, tmp_path):
+    repo, g = push_repo(upstream, tmp_path, None, subdir=None, test_dir="tests", import_paths=[], state="present")
+    g.close()
+    with pytest.raises(dr.RepoError, match="forward_only needs commit"):
+        repo.check_input()
+    assert not (tmp_path / "repos").exists()
+
+
+def test_a_push_commit_that_is_not_on_the_ref_is_refused(upstream, tmp_path):
+    work = upstream["work"]
+    git("checkout", "-q", "-b", "side", upstream["v1"], cwd=work)
+    (work / "dags" / "side.py").write_text("z = 3\n")
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "side", cwd=work)
+    git("push", "-q", str(upstream["bare"]), "side", cwd=work)
+    side = git("rev-parse", "HEAD", cwd=work)
+    (tmp_path / "repos" / "team_a").mkdir(parents=True)
+    repo, g = push_repo(upstream, tmp_path, side)
+    with pytest.raises(dr.RepoError, match="commit %s is not on main .*still serving %s" % (side[:12], upstream["v1"][:12])):
+        repo.forward_commit(g, {"commit": upstream["v1"]})
+
+
+def test_a_push_to_a_repository_with_credentials_needs_them_given(upstream, tmp_path):
+    repo, g = push_repo(upstream, tmp_path, upstream["head"])
+    with pytest.raises(dr.RepoError, match="registered with credentials .*qubinode_git_team_a.*give them again"):
+        repo.forward_commit(g, {"commit": upstream["v1"], "git_conn_id": "qubinode_git_team_a"})
+    repo, g = push_repo(upstream, tmp_path, upstream["head"], check_mode=True)
+    assert repo.forward_commit(g, {"commit": upstream["v1"]}) == upstream["head"]
+    assert not (tmp_path / "repos").exists()  # check mode fetched nothing
+
+
 def test_git_runs_no_hook_or_fsmonitor_a_repository_carries(upstream, tmp_path):
     """Hooks and code-running config planted in the mirror (as a non-root user could when the mirror
     lay in a directory it could write) are never run by root's git."""
