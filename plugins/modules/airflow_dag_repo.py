@@ -31,12 +31,15 @@ description:
     not a defence against a repository author, since the DAGs it passes later run as Airflow.
   - git runs as root in O(work_dir) only, with hooks, fsmonitor and local transports disabled. Every value
     of O(name), O(url), O(ref), O(subdir) and O(commit) is checked before any git call.
-  - The bundle is pinned to the validated commit (C(tracking_ref) is the commit SHA). The module returns
-    the previous and the current commit and the last validated ones; O(commit) pins an earlier one (a
-    rollback that stays put on re-runs).
+  - The bundle is pinned to the validated commit, which root's pin file C(<airflow_config_dir>/bundle-pins/<name>)
+    names (bundle class C(qubinode_airflow.repos.bundle.PinnedGitDagBundle) of the provider package; it never
+    falls back to the branch when the pin cannot be read or could have been written by another user). The
+    module returns the previous and the current commit and the last validated ones; O(commit) pins an earlier
+    one (a rollback that stays put on re-runs).
   - The list of repositories lives in the Airflow variable C(qubinode_dag_repos) (no credentials in it),
     so every host reads the same list; this host's C(bundles.env) is rewritten from it and only the
-    services that must re-read it are restarted (a new pin restarts the dag-processor only). Other hosts
+    services that must re-read it are restarted. A new pin restarts nothing - the dag-processor is asked to
+    refresh the bundle through the API (a priority parse of one of its DAG files), and reads the pin. Other hosts
     follow with M(qubinode.airflow.airflow_dag_bundles), which the playbook C(qubinode.airflow.dag_repos)
     and the C(airflow) role run on each of them.
   - Credentials (an HTTPS token or an SSH private key) are kept in the git-type Airflow connection
@@ -509,7 +512,7 @@ class DagRepo:
         if self.result["changed"] and not same and not self.module.check_mode:
             new_registry = self.merge(entry)
         self.apply_here(new_registry)
-        self.result.update(bundle=bundle_entry(self.name, entry), dag_ids=entry.get("dag_ids", []),
+        self.result.update(bundle=bundle_entry(self.name, entry, p["airflow_config_dir"]), dag_ids=entry.get("dag_ids", []),
                            history=entry.get("history", []))
         if p["wait"] and not self.module.check_mode:
             dag_ids, errors, done = wait_parsed(self.api, self.name, commit if p["pin"] else None,
@@ -543,7 +546,8 @@ class DagRepo:
 
     def apply_here(self, registry):
         changed, restarted, _bundles = apply_to_host(
-            self.module, registry, self.p["airflow_config_dir"], self.p["airflow_user"], self.module.check_mode)
+            self.module, registry, self.p["airflow_config_dir"], self.p["airflow_user"], self.module.check_mode,
+            api=self.api)
         if changed:
             self.result["changed"] = True
             self.result["restarted"] = restarted

@@ -444,32 +444,84 @@ def test_bundles_env_is_written_once_and_read_back(confdir):
     changed, restarted, bundles = dr.apply_to_host(Runner(), registry, str(confdir), USER, False)
     assert changed and set(restarted) == CORE_UNITS
     assert [b["name"] for b in bundles] == ["dags-folder", "platform"]
-    assert bundles[1]["kwargs"]["tracking_ref"] == "a" * 40 and bundles[1]["classpath"] == dr.GIT_BUNDLE
+    # The commit is in root's pin file, which the bundle reads; the list names the branch it was validated from.
+    assert bundles[1]["classpath"] == dr.PINNED_BUNDLE and bundles[1]["kwargs"]["tracking_ref"] == "main"
+    pin = confdir / "bundle-pins" / "platform"
+    assert bundles[1]["kwargs"]["pin_file"] == str(pin) and pin.read_text() == "a" * 40 + "\n"
+    assert oct(os.stat(pin).st_mode & 0o777) == "0o644" and os.stat(pin).st_uid == os.geteuid()
+    assert oct(os.stat(pin.parent).st_mode & 0o777) == "0o755"
     assert dr.read_env_file(str(confdir / "bundles.env")) == bundles
     assert oct(os.stat(confdir / "bundles.env").st_mode & 0o777) == "0o644"
     assert dr.apply_to_host(Runner(), registry, str(confdir), USER, False) == (False, [], bundles)
 
 
 def test_a_repository_with_import_paths_is_served_by_the_bundle_that_puts_them_on_sys_path(confdir):
-    registry = {"platform": repo("a" * 40, import_paths=["plugins"]), "plain": repo("b" * 40)}
+    registry = {"platform": repo("a" * 40, import_paths=["plugins"], pin=False), "plain": repo("b" * 40, pin=False),
+                "pinned": repo("c" * 40, import_paths=["lib"])}
     _changed, _restarted, bundles = dr.apply_to_host(Runner(), registry, str(confdir), USER, False)
     served = dict((b["name"], b) for b in bundles)
     assert served["platform"]["classpath"] == dr.IMPORT_PATHS_BUNDLE
     assert served["platform"]["kwargs"]["import_paths"] == ["plugins"]
     assert served["plain"]["classpath"] == dr.GIT_BUNDLE and "import_paths" not in served["plain"]["kwargs"]
+    # The pinned bundle's class derives from the import-paths one.
+    assert served["pinned"]["classpath"] == dr.PINNED_BUNDLE and served["pinned"]["kwargs"]["import_paths"] == ["lib"]
     # A new URL still drops the clones of the bundle, whichever class serves it.
     assert ("platform", "bare") in dr.stale_clones([], bundles)
 
 
-def test_a_new_pin_restarts_the_dag_processor_only_and_drops_its_stale_clone(confdir):
+class ParseApi:
+    """The two calls of a refresh request: the bundle's first DAG (with its file token), then its parse."""
+
+    def __init__(self, token="tok-1"):
+        self.token, self.calls = token, []
+
+    def request(self, method, path, query=None):
+        self.calls.append((method, path, query))
+        if method == "GET":
+            return {"dags": [{"dag_id": "d", "file_token": self.token}] if self.token else []}
+        return None
+
+
+def test_a_new_pin_restarts_nothing_and_asks_the_dag_processor_to_refresh_the_bundle(confdir):
     dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, False)
-    stale = confdir / "bundles" / "platform" / "tracking_repo"
-    stale.mkdir(parents=True)
-    (confdir / "bundles" / "platform" / "versions").mkdir()
-    changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), USER, False)
+    clone = confdir / "bundles" / "platform" / "tracking_repo"
+    clone.mkdir(parents=True)
+    Runner.systemctl.clear()
+    api = ParseApi()
+    changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), USER, False,
+                                              api=api)
+    assert changed and restarted == [] and Runner.systemctl == []
+    assert (confdir / "bundle-pins" / "platform").read_text() == "b" * 40 + "\n"
+    assert api.calls == [("GET", "dags", {"bundle_name": "platform", "limit": 1}), ("PUT", "parseDagFile/tok-1", None)]
+    assert clone.exists()  # the bundle fetches the new pin into its checkout itself
+    # The same pin again: nothing to do, nothing asked.
+    assert dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), USER, False, api=api)[0] is False
+    assert len(api.calls) == 2
+
+
+def test_a_new_pin_of_a_bundle_without_a_dag_restarts_the_dag_processor_only(confdir):
+    dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, False)
+    changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), USER, False,
+                                              api=ParseApi(token=None))
     assert changed and restarted == ["airflow-dag-processor"]
-    assert not stale.exists() and (confdir / "bundles" / "platform" / "versions").exists()
     assert Runner.systemctl[-2:] == [["stop", "airflow-dag-processor"], ["start", "airflow-dag-processor"]]
+
+
+def test_a_planted_pin_is_replaced_never_followed_and_a_linked_pin_directory_is_refused(confdir, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    (confdir / "bundle-pins").mkdir(mode=0o755)
+    os.symlink(victim, confdir / "bundle-pins" / "platform")
+    os.symlink(victim, confdir / "bundle-pins" / "gone")
+    dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, False)
+    pin = confdir / "bundle-pins" / "platform"
+    assert not pin.is_symlink() and pin.read_text() == "a" * 40 + "\n"
+    assert not os.path.lexists(confdir / "bundle-pins" / "gone") and victim.read_text() == "keep\n"
+    shutil.rmtree(confdir / "bundle-pins")
+    os.symlink(tmp_path, confdir / "bundle-pins")
+    with pytest.raises(dr.RepoError, match="the pin directory: .*bundle-pins is a symbolic link"):
+        dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), USER, False)
+    assert not (tmp_path / "platform").exists()
 
 
 def fake_proc(tmp_path, *titles):
@@ -537,7 +589,9 @@ def test_stale_clones_are_removed_as_the_airflow_user_never_through_a_planted_li
         (confdir / "airflow.cfg").write_text(cfg)
         registry = {"platform": repo("a" * 40), "team": repo("a" * 40, url="https://git.example.com/t.git")}
         dr.apply_to_host(Runner(), registry, str(confdir), owner, False)
-        registry = {"platform": repo("b" * 40), "team": repo("b" * 40, url="https://git.example.com/t.git")}
+        # Another branch: the tracking checkout of the old one is stale.
+        registry = {"platform": repo("b" * 40, ref="release"),
+                    "team": repo("b" * 40, ref="release", url="https://git.example.com/t.git")}
         os.makedirs(os.path.join(storage, "platform", "tracking_repo"), exist_ok=True)
         os.lchown(os.path.join(storage, "platform", "tracking_repo"), 65534, 65534)
         dr.apply_to_host(Runner(), registry, str(confdir), owner, False)
@@ -570,14 +624,17 @@ def test_a_new_or_moved_repository_drops_all_its_old_clones(confdir):
 def test_check_mode_reports_and_writes_nothing(confdir):
     changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, True)
     assert changed and restarted
-    assert not (confdir / "bundles.env").exists()
+    assert not (confdir / "bundles.env").exists() and not (confdir / "bundle-pins").exists()
+    dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, False)
+    assert dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), USER, True)[0] is True
+    assert (confdir / "bundle-pins" / "platform").read_text() == "a" * 40 + "\n"
 
 
 def test_removing_the_last_repository_removes_the_file(confdir):
     dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, False)
     changed, restarted, bundles = dr.apply_to_host(Runner(), {}, str(confdir), USER, False)
     assert changed and set(restarted) == CORE_UNITS and bundles == BASE
-    assert not (confdir / "bundles.env").exists()
+    assert not (confdir / "bundles.env").exists() and os.listdir(confdir / "bundle-pins") == []
     assert dr.apply_to_host(Runner(), {}, str(confdir), USER, False)[0] is False
 
 
@@ -623,10 +680,12 @@ def test_a_containerised_host_restarts_its_containers(podman_confdir):
     assert set(Runner.podman[0][1:]) == CORE_UNITS == set(Runner.podman[1][1:])
 
 
-def test_a_new_pin_restarts_the_dag_processor_container_only(podman_confdir):
+def test_a_new_pin_restarts_no_container(podman_confdir):
     dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(podman_confdir), USER, False)
-    dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(podman_confdir), USER, False)
-    assert Runner.podman[-2:] == [["stop", "airflow-dag-processor"], ["start", "airflow-dag-processor"]]
+    Runner.podman.clear()
+    api = ParseApi()
+    assert dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(podman_confdir), USER, False, api=api)[1] == []
+    assert Runner.podman == [] and api.calls[-1] == ("PUT", "parseDagFile/tok-1", None)
 
 
 def test_a_failed_container_restart_is_reported(podman_confdir):
