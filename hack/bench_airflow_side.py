@@ -6,7 +6,8 @@
    QA_BENCH_NAIVE=0 skips it).
 1b. Push to validated deploy, a pinned repository: the webhook starts the promote DAG, which validates
    and pins the commit with the dag_repos playbook over SSH: push -> new DAG served, p50/p95 over
-   QA_BENCH_PROMOTE_PUSHES pushes (default 5, after one discarded warm-up); against what a user does
+   QA_BENCH_PROMOTE_PUSHES pushes (default 10, after one discarded warm-up) to a repository of 20 DAGs;
+   against what a user does
    without it, in the same run: push, then one airflow_dag_repo run by ansible-playbook (median of
    QA_BENCH_ROUNDS).
 2. The same role (qubinode.airflow.secrets, converged, over SSH to the host as root) run with
@@ -28,7 +29,8 @@ import urllib.parse
 from bench_lib import HOST, ROOT, Api, git_server, register, sh, stack_secrets, stop_git_server
 
 PUSHES = int(os.environ.get("QA_BENCH_PUSHES", "10"))
-PROMOTE_PUSHES = int(os.environ.get("QA_BENCH_PROMOTE_PUSHES", "5"))
+PROMOTE_PUSHES = int(os.environ.get("QA_BENCH_PROMOTE_PUSHES", "10"))
+PROMOTE_DAGS = 20  # the repository's size: each push adds one more
 ROUNDS = int(os.environ.get("QA_BENCH_ROUNDS", "5"))
 NAIVE = os.environ.get("QA_BENCH_NAIVE", "1") != "0"
 VENV = "/opt/qubinode-airflow/venv"
@@ -95,11 +97,14 @@ def promote_figures(creds, api):
     """Pushes to a pinned repository, deployed by the promote DAG; and push + airflow_dag_repo by hand."""
     unit, base, work = PROMOTE_GIT
     url = git_server(unit, base, "promote", work, 9421)
+    for n in range(PROMOTE_DAGS):
+        sh("cd %s; sed 's/QA_DAG_ID/bench_seed_%d/' /root/qa_repo_dag.py > dags/bench_seed_%d.py" % (work, n, n))
+    sh("cd %s; git add -A; git commit -qm seed; git push -q origin main" % work)
     register("bench_promote", url, pin=True)
     status = api.call("PATCH", "dags/qubinode_dag_repo_promote", {"is_paused": False})[0]
     assert status == 200, "the promote DAG is not served (airflow_example_dags: true?): HTTP %s" % status
     common = ("--work", work, "--repo-url", url, "--bundle", "bench_promote", "--promote")
-    qa_push(creds, *common, "--prefix", "bench_warm", "--pushes", "1")  # its first DAG: a restart, discarded
+    qa_push(creds, *common, "--prefix", "bench_warm", "--pushes", "1")  # a warm-up (first run of the DAG), discarded
     seconds = qa_push(creds, *common, "--prefix", "bench_promote", "--pushes", str(PROMOTE_PUSHES))["seconds"]
     api.call("PATCH", "dags/qubinode_dag_repo_promote", {"is_paused": True})
     by_hand = []
