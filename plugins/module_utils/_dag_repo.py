@@ -204,12 +204,15 @@ class Git:
         raise RepoError("ref %r is not a branch or tag of %s: give a branch, a tag or a full 40-character "
                         "commit SHA" % (ref, self.url))
 
-    def fetch(self, mirror):
+    def fetch(self, mirror, extra_refs=()):
+        """Branches and tags into the bare repository `mirror`, and `extra_refs` (already checked: the head
+        of a merge request) under their own names."""
         if not os.path.isdir(os.path.join(mirror, "objects")):
             os.makedirs(mirror, 0o700)
             self.run(["init", "--bare", "--quiet", "--", mirror], what="git init")
         self.run(["--git-dir", mirror, "fetch", "--quiet", "--prune", "--no-recurse-submodules", "--", self.url,
-                  "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], what="git fetch")
+                  "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+                 + ["+%s:%s" % (ref, ref) for ref in extra_refs], what="git fetch")
 
     def has_tree(self, mirror, commit, path):
         """Whether `path` (already checked) is a directory of the repository at `commit`."""

@@ -86,6 +86,15 @@ options:
     type: bool
     default: false
     version_added: 1.0.0
+  review_ref:
+    description:
+      - The head of a merge request whose commit is O(commit) - C(refs/pull/<number>/head) (GitHub) or
+        C(refs/merge-requests/<iid>/head) (GitLab). The commit is fetched from it and validated like a
+        commit to pin, and nothing else happens - nothing is pinned, registered, written to a connection or
+        restarted. A refused commit fails with the report; one that passes returns RV(reviewed=true).
+      - Requires O(commit). Check mode does nothing.
+    type: str
+    version_added: 1.0.0
   subdir:
     description: Directory of the repository that holds the DAGs, relative, without C(..); a symbolic link is not followed.
     type: str
@@ -238,6 +247,11 @@ commit:
   description: The commit the bundle is pinned to now.
   returned: when state=present
   type: str
+reviewed:
+  description: With O(review_ref), whether the commit passed the validation (a refused one fails instead).
+  returned: always
+  type: bool
+  sample: true
 superseded:
   description: With O(forward_only), whether O(commit) was older than the pinned commit, which stays pinned.
   returned: always
@@ -328,6 +342,7 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input impor
     check_import_paths,
     check_name,
     check_ref,
+    check_review_ref,
     check_subdir,
     check_url,
 )
@@ -353,7 +368,7 @@ class DagRepo:
         self.subdir = None
         self.test_dir = None
         self.import_paths = []
-        self.result = dict(changed=False, restarted=[], superseded=False)
+        self.result = dict(changed=False, restarted=[], superseded=False, reviewed=False)
 
     def fingerprint_path(self):
         return os.path.join(self.p["work_dir"], self.name, FINGERPRINT_FILE)
@@ -402,10 +417,10 @@ class DagRepo:
                 self.record_credential(True)
         return changed
 
-    def validate(self, git, commit, registry):
+    def validate(self, git, commit, registry, mirror="mirror.git", extra_refs=()):
         p = self.p
-        mirror = os.path.join(p["work_dir"], self.name, "mirror.git")
-        git.fetch(mirror)
+        mirror = os.path.join(p["work_dir"], self.name, mirror)
+        git.fetch(mirror, extra_refs)
         stage = tempfile.mkdtemp(prefix="staging-", dir=p["work_dir"])
         try:
             tests = self.test_dir if p["validate"] and git.has_tree(mirror, commit, self.test_dir) else None
@@ -458,6 +473,20 @@ class DagRepo:
                 found.append(dict(file=dags[d["dag_id"]], kind="duplicate",
                                   message="dag_id %r is already served by bundle %r" % (d["dag_id"], d["bundle_name"])))
         return found
+
+    def review(self, registry):
+        """Validate the head of a merge request, and change nothing: a mirror of its own, so that a review
+        never touches what the registrations fetch."""
+        p = self.p
+        self.result.update(commit=p["commit"], previous_commit=(registry.get(self.name) or {}).get("commit"))
+        if self.module.check_mode:
+            return
+        git = Git(self.module, p["url"], p["token"], p["username"], p["ssh_private_key"], workdir=p["work_dir"])
+        try:
+            dags = self.validate(git, p["commit"], registry, mirror="review.git", extra_refs=(p["review_ref"],))
+        finally:
+            git.close()
+        self.result.update(reviewed=True, dag_ids=sorted(dags))
 
     def present(self, registry):
         p = self.p
@@ -589,8 +618,11 @@ class DagRepo:
             check_name(self.name)
             if p["commit"]:
                 check_commit(p["commit"])
-            elif p["forward_only"]:
-                raise InputError("forward_only needs commit: the commit of the push to pin")
+            elif p["forward_only"] or p["review_ref"]:
+                raise InputError("%s needs commit: the commit of the %s" % (
+                    ("forward_only", "push to pin") if p["forward_only"] else ("review_ref", "merge request's head")))
+            if p["review_ref"]:
+                check_review_ref(p["review_ref"])
             check_ref(p["ref"])
             self.subdir = check_subdir(p["subdir"])
             self.test_dir = check_subdir(p["test_dir"], field="test_dir")
@@ -608,7 +640,9 @@ class DagRepo:
     def run(self):
         self.check_input()
         registry = read_registry(self.api)
-        if self.p["state"] == "present":
+        if self.p["state"] == "present" and self.p["review_ref"]:
+            self.review(registry)
+        elif self.p["state"] == "present":
             self.present(registry)
         else:
             self.absent(registry)
@@ -623,6 +657,7 @@ def main():
         ref=dict(type="str", default="main"),
         commit=dict(type="str"),
         forward_only=dict(type="bool", default=False),
+        review_ref=dict(type="str"),
         subdir=dict(type="str"),
         test_dir=dict(type="str", default="tests"),
         import_paths=dict(type="list", elements="str", default=[]),

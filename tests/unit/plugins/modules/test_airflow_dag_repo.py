@@ -266,6 +266,35 @@ def test_forward_only_without_a_commit_is_refused_before_anything(upstream, tmp_
     assert not (tmp_path / "repos").exists()
 
 
+def test_the_head_of_a_merge_request_is_fetched_only_into_a_review_mirror(upstream, tmp_path):
+    work = upstream["work"]
+    git("checkout", "-q", "-b", "feature", cwd=work)
+    (work / "dags" / "review.py").write_text("r = 1\n")
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "review", cwd=work)
+    head = git("rev-parse", "HEAD", cwd=work)
+    git("push", "-q", str(upstream["bare"]), "HEAD:refs/pull/7/head", cwd=work)  # as GitHub publishes it
+    g = dr.Git(Runner(), upstream["url"], workdir=str(tmp_path))
+    mirror, review = str(tmp_path / "mirror.git"), str(tmp_path / "review.git")
+    g.fetch(mirror)
+    with pytest.raises(dr.RepoError, match="commit %s is not in" % head):
+        g.export(mirror, head, "dags", str(tmp_path / "stage"))
+    g.fetch(review, extra_refs=("refs/pull/7/head",))
+    assert sorted(os.listdir(g.export(review, head, "dags", str(tmp_path / "stage2")))) == ["one.py", "review.py", "two.py"]
+    assert git("--git-dir", review, "rev-parse", "refs/pull/7/head") == head
+    g.close()
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/main", "refs/pull/0/head", "refs/pull/1/merge", "--upload-pack=x",
+                                 "refs/merge-requests/1/head:refs/heads/main", "refs/pull/1/head/../../x"])
+def test_a_review_ref_is_the_head_of_a_merge_request_or_refused(ref):
+    from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input import InputError, check_review_ref
+
+    with pytest.raises(InputError, match="review_ref .*refs/pull/<number>/head"):
+        check_review_ref(ref)
+    assert check_review_ref("refs/merge-requests/12/head") == "refs/merge-requests/12/head"
+
+
 def test_a_push_commit_that_is_not_on_the_ref_is_refused(upstream, tmp_path):
     work = upstream["work"]
     git("checkout", "-q", "-b", "side", upstream["v1"], cwd=work)
