@@ -68,7 +68,8 @@ def test_gitlab_gets_its_own_state_names_and_an_encoded_project_path(api):
     assert statuses[-1]["repository"] == "42"
 
 
-def test_a_wrong_token_or_an_untrusted_server_is_a_clear_error(api):
+def test_a_wrong_token_or_an_untrusted_server_is_a_clear_error(api, monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     base, ca, statuses = api
     before = len(statuses)
     with pytest.raises(StatusError, match="github API answered HTTP 401"):
@@ -97,3 +98,9 @@ def test_a_commit_that_is_not_a_sha_is_refused_before_any_request(api):
     base, ca, _statuses = api
     with pytest.raises(StatusError, match="not a full SHA"):
         post_status(conn(base), {"kind": "github", "repository": "org/dags"}, "main", "success", "", cafile=ca)
+
+
+def test_the_processs_ca_bundle_is_trusted_by_default(api, monkeypatch):
+    base, ca, statuses = api
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca)  # as the airflow role sets it: the system's CAs and the stack's
+    assert post_status(conn(base), {"kind": "github", "repository": "org/dags"}, SHA, "success", "") == 201

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import ssl
 import urllib.error
@@ -90,14 +91,16 @@ def request(target: dict[str, Any], base: str, token: str, sha: str, state: str,
 
 def post_status(conn: Any, status: Any, sha: str, state: str, description: str, target_url: str | None = None,
                 cafile: str | None = None) -> int:
-    """Post one status with the connection `conn` (host: API URL, password: token); the HTTP status."""
+    """Post one status with the connection `conn` (host: API URL, password: token); the HTTP status. The
+    server is checked against `cafile`, by default the CA bundle of the process (REQUESTS_CA_BUNDLE: the
+    airflow role sets the system's CAs and the stack's, so a git server with a site certificate works)."""
     if state not in STATES["github"]:
         raise StatusError("state must be one of %s" % ", ".join(STATES["github"]))
     target = checked_target(status)
     if not conn.password:
         raise StatusError("the connection %s has no token (its password)" % conn.conn_id)
     req = request(target, api_base(conn.host or ""), conn.password, sha, state, description, target_url)
-    context = ssl.create_default_context(cafile=cafile)
+    context = ssl.create_default_context(cafile=cafile or os.environ.get("REQUESTS_CA_BUNDLE") or None)
     try:
         with urllib.request.urlopen(req, timeout=TIMEOUT, context=context) as resp:  # noqa: S310 (https checked)
             return resp.status
