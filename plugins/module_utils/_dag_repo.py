@@ -671,14 +671,16 @@ def write_pins(config_dir, registry, check_mode):
 
 
 def request_bundle_refresh(api, name):
-    """Ask the dag-processors to refresh the bundle now (a priority parse of one of its DAG files); False
-    when it has no DAG to ask with."""
-    dags = api.request("GET", "dags", query=dict(bundle_name=name, limit=1)) or {}
-    token = ((dags.get("dags") or [{}])[0]).get("file_token")
-    if not token:
-        return False
-    api.request("PUT", "parseDagFile/%s" % token)
-    return True
+    """Ask the dag-processors to refresh the bundle now and parse each of its DAG files again (a priority parse
+    of every file that holds a DAG: after a refresh Airflow queues only new files, and the others would keep
+    their old version until min_file_process_interval). False when it has no DAG to ask with."""
+    tokens = []
+    for dag in api.list_all("dags", "dags", query=dict(bundle_name=name)):
+        if dag.get("file_token") and dag["file_token"] not in tokens:
+            tokens.append(dag["file_token"])
+    for token in tokens:
+        api.request("PUT", "parseDagFile/%s" % token)
+    return bool(tokens)
 
 
 # -- one host ---------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ description:
   - The list of repositories lives in the Airflow variable C(qubinode_dag_repos) (no credentials in it),
     so every host reads the same list; this host's C(bundles.env) is rewritten from it and only the
     services that must re-read it are restarted. A new pin restarts nothing - the dag-processor is asked to
-    refresh the bundle through the API (a priority parse of one of its DAG files), and reads the pin. Other hosts
+    refresh the bundle through the API (a priority parse of each of its DAG files), and reads the pin. Other hosts
     follow with M(qubinode.airflow.airflow_dag_bundles), which the playbook C(qubinode.airflow.dag_repos)
     and the C(airflow) role run on each of them.
   - Credentials (an HTTPS token or an SSH private key) are kept in the git-type Airflow connection

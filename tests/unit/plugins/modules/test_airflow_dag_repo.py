@@ -499,16 +499,17 @@ def test_a_repository_with_import_paths_is_served_by_the_bundle_that_puts_them_o
 
 
 class ParseApi:
-    """The two calls of a refresh request: the bundle's first DAG (with its file token), then its parse."""
+    """The calls of a refresh request: the bundle's DAGs (with their file tokens), then a parse of each file."""
 
-    def __init__(self, token="tok-1"):
-        self.token, self.calls = token, []
+    def __init__(self, tokens=("tok-1", "tok-2", "tok-1")):
+        self.tokens, self.calls = tokens, []
+
+    def list_all(self, path, key, query=None):
+        self.calls.append(("LIST", path, query))
+        return [{"dag_id": "d%d" % n, "file_token": t} for n, t in enumerate(self.tokens)]
 
     def request(self, method, path, query=None):
         self.calls.append((method, path, query))
-        if method == "GET":
-            return {"dags": [{"dag_id": "d", "file_token": self.token}] if self.token else []}
-        return None
 
 
 def test_a_new_pin_restarts_nothing_and_asks_the_dag_processor_to_refresh_the_bundle(confdir):
@@ -521,17 +522,19 @@ def test_a_new_pin_restarts_nothing_and_asks_the_dag_processor_to_refresh_the_bu
                                               api=api)
     assert changed and restarted == [] and Runner.systemctl == []
     assert (confdir / "bundle-pins" / "platform").read_text() == "b" * 40 + "\n"
-    assert api.calls == [("GET", "dags", {"bundle_name": "platform", "limit": 1}), ("PUT", "parseDagFile/tok-1", None)]
+    # Every file of the bundle is parsed again (two DAGs of one file: one request), not only the new ones.
+    assert api.calls == [("LIST", "dags", {"bundle_name": "platform"}), ("PUT", "parseDagFile/tok-1", None),
+                         ("PUT", "parseDagFile/tok-2", None)]
     assert clone.exists()  # the bundle fetches the new pin into its checkout itself
     # The same pin again: nothing to do, nothing asked.
     assert dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), USER, False, api=api)[0] is False
-    assert len(api.calls) == 2
+    assert len(api.calls) == 3
 
 
 def test_a_new_pin_of_a_bundle_without_a_dag_restarts_the_dag_processor_only(confdir):
     dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, False)
     changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), USER, False,
-                                              api=ParseApi(token=None))
+                                              api=ParseApi(tokens=()))
     assert changed and restarted == ["airflow-dag-processor"]
     assert Runner.systemctl[-2:] == [["stop", "airflow-dag-processor"], ["start", "airflow-dag-processor"]]
 
@@ -714,7 +717,7 @@ def test_a_new_pin_restarts_no_container(podman_confdir):
     Runner.podman.clear()
     api = ParseApi()
     assert dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(podman_confdir), USER, False, api=api)[1] == []
-    assert Runner.podman == [] and api.calls[-1] == ("PUT", "parseDagFile/tok-1", None)
+    assert Runner.podman == [] and api.calls[-1] == ("PUT", "parseDagFile/tok-2", None)
 
 
 def test_a_failed_container_restart_is_reported(podman_confdir):
