@@ -79,7 +79,7 @@ bench-dag-repo: bootstrap ## git push until the new DAG is served: pinned, track
 bench-temporal: bootstrap ## LocalExecutor vs Temporal, 8 slots each: 100 no-op tasks, a chain of 20, CPU per task
 	@$(HACK)/bench-temporal.sh
 
-bench-airflow-side: bootstrap ## git push -> DAG served via the webhook (p50/p95); AnsibleRoleOperator overhead
+bench-airflow-side: bootstrap ## git push -> DAG served via the webhook, tracking and pinned (p50/p95); AnsibleRoleOperator overhead
 	@$(HACK)/bench-airflow-side.sh
 
 bench-runtime: bootstrap ## podman vs native: fresh converge time, switch time, idle RSS

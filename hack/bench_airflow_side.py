@@ -4,6 +4,12 @@
    GitHub push event to the webhook: p50/p95 over QA_BENCH_PUSHES pushes (default 10); and, as the
    naive way in the same run, one push left to the bundle's own refresh_interval (300 s by default;
    QA_BENCH_NAIVE=0 skips it).
+1b. Push to validated deploy, a pinned repository: the webhook starts the promote DAG, which validates
+   and pins the commit with the dag_repos playbook over SSH: push -> new DAG served, p50/p95 over
+   QA_BENCH_PROMOTE_PUSHES pushes (default 10, after one discarded warm-up) to a repository of 20 DAGs;
+   against what a user does
+   without it, in the same run: push, then one airflow_dag_repo run by ansible-playbook (median of
+   QA_BENCH_ROUNDS).
 2. The same role (qubinode.airflow.secrets, converged, over SSH to the host as root) run with
    ansible-playbook directly and by AnsibleRoleOperator in a DAG triggered through the API: medians of
    QA_BENCH_ROUNDS runs (default 5) of the direct wall time, of the task's own duration and of
@@ -23,10 +29,13 @@ import urllib.parse
 from bench_lib import HOST, ROOT, Api, git_server, register, sh, stack_secrets, stop_git_server
 
 PUSHES = int(os.environ.get("QA_BENCH_PUSHES", "10"))
+PROMOTE_PUSHES = int(os.environ.get("QA_BENCH_PROMOTE_PUSHES", "10"))
+PROMOTE_DAGS = 20  # the repository's size: each push adds one more
 ROUNDS = int(os.environ.get("QA_BENCH_ROUNDS", "5"))
 NAIVE = os.environ.get("QA_BENCH_NAIVE", "1") != "0"
 VENV = "/opt/qubinode-airflow/venv"
 GIT = ("qa-bench-hook-git", "/srv/bench-hook", "/root/bench-hook-work")
+PROMOTE_GIT = ("qa-bench-promote-git", "/srv/bench-promote", "/root/bench-promote-work")
 
 ROLE_DAG = '''import pendulum
 from airflow.sdk import DAG
@@ -48,19 +57,26 @@ def pct(values, q):
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-def webhook_figures(creds, api):
-    unit, base, work = GIT
-    url = git_server(unit, base, "hook", work, 9420)
+def qa_push(creds, *args):
+    """The molecule scenarios' push helper on the test host: its JSON line."""
     for name in ("qa_push.py", "qa_repo_dag.py"):
         subprocess.run(["podman", "cp", os.path.join(ROOT, "molecule", "shared", "files", name),
                         "%s:/root/%s" % (HOST, name)], check=True)
-    register("bench_hook", url, pin=False)
     stdin = json.dumps({"secret": creds["airflow_webhook_secret"], "password": creds["airflow_admin_password"]})
-    out = subprocess.run(["podman", "exec", "-i", HOST, "python3", "/root/qa_push.py", "--work", work,
-                          "--template", "/root/qa_repo_dag.py", "--repo-url", url, "--prefix", "bench_hook",
-                          "--pushes", str(PUSHES), "--timeout", "600"],
-                         input=stdin, text=True, capture_output=True, check=True).stdout
-    seconds = json.loads(out)["seconds"]
+    out = subprocess.run(["podman", "exec", "-i", HOST, "python3", "/root/qa_push.py", "--template",
+                          "/root/qa_repo_dag.py", "--timeout", "900", *args],
+                         input=stdin, text=True, capture_output=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit("qa_push.py failed: %s %s" % (out.stdout[-1000:], out.stderr[-2000:]))
+    return json.loads(out.stdout)
+
+
+def webhook_figures(creds, api):
+    unit, base, work = GIT
+    url = git_server(unit, base, "hook", work, 9420)
+    register("bench_hook", url, pin=False)
+    seconds = qa_push(creds, "--work", work, "--repo-url", url, "--prefix", "bench_hook",
+                      "--pushes", str(PUSHES))["seconds"]
     naive = None
     if NAIVE:
         dag_id = "bench_nohook_%d" % int(time.time())
@@ -77,8 +93,38 @@ def webhook_figures(creds, api):
     return seconds, naive
 
 
-def operator_figures(creds, api):
-    # Airflow reaches the host over SSH as root with its own key, as the example DAGs do.
+def promote_figures(creds, api):
+    """Pushes to a pinned repository, deployed by the promote DAG; and push + airflow_dag_repo by hand."""
+    unit, base, work = PROMOTE_GIT
+    url = git_server(unit, base, "promote", work, 9421)
+    for n in range(PROMOTE_DAGS):
+        sh("cd %s; sed 's/QA_DAG_ID/bench_seed_%d/' /root/qa_repo_dag.py > dags/bench_seed_%d.py" % (work, n, n))
+    sh("cd %s; git add -A; git commit -qm seed; git push -q origin main" % work)
+    register("bench_promote", url, pin=True)
+    status = api.call("PATCH", "dags/qubinode_dag_repo_promote", {"is_paused": False})[0]
+    assert status == 200, "the promote DAG is not served (airflow_example_dags: true?): HTTP %s" % status
+    common = ("--work", work, "--repo-url", url, "--bundle", "bench_promote", "--promote")
+    qa_push(creds, *common, "--prefix", "bench_warm", "--pushes", "1")  # a warm-up (first run of the DAG), discarded
+    seconds = qa_push(creds, *common, "--prefix", "bench_promote", "--pushes", str(PROMOTE_PUSHES))["seconds"]
+    api.call("PATCH", "dags/qubinode_dag_repo_promote", {"is_paused": True})
+    by_hand = []
+    for n in range(ROUNDS):
+        dag_id = "bench_by_hand_%d_%d" % (int(time.time()), n)
+        start = time.monotonic()
+        sh("cd %s; sed 's/QA_DAG_ID/%s/' /root/qa_repo_dag.py > dags/%s.py; git add -A; git commit -qm %s; "
+           "git push -q origin main" % (work, dag_id, dag_id, dag_id))
+        register("bench_promote", url, pin=True)
+        while api.call("GET", "dags/" + dag_id)[0] != 200:
+            time.sleep(0.2)
+        by_hand.append(time.monotonic() - start)
+    register("bench_promote", url, pin=True, state="absent")
+    stop_git_server(unit, base, work)
+    return seconds, by_hand
+
+
+def stack_connection(api):
+    """Airflow reaches the host over SSH as root with its own key, as the example DAGs do (connection
+    qubinode_stack); the inventory file for running ansible-playbook directly."""
     sh("""
 export DEBIAN_FRONTEND=noninteractive
 command -v sshd >/dev/null || apt-get install -y -q openssh-server >/dev/null
@@ -99,6 +145,9 @@ install -o airflow -g airflow -m 0600 /root/bench-key /var/lib/airflow/bench-key
     sh("cat > /var/lib/airflow/bench-inventory.yml <<'EOF'\n%s\nEOF\ncat > /var/lib/airflow/bench-role.yml <<'EOF'\n%sEOF\n"
        "chown airflow: /var/lib/airflow/bench-inventory.yml /var/lib/airflow/bench-role.yml"
        % (json.dumps(inventory), ROLE_PLAY))
+
+
+def operator_figures(api):
     direct = []
     for _round in range(ROUNDS):
         start = time.monotonic()
@@ -143,7 +192,9 @@ def main():
     creds = stack_secrets()
     api = Api(creds["airflow_admin_password"])
     seconds, naive = webhook_figures(creds, api)
-    direct, task, run = operator_figures(creds, api)
+    stack_connection(api)
+    promoted, by_hand = promote_figures(creds, api)
+    direct, task, run = operator_figures(api)
     med = statistics.median
     print("qubinode.airflow Airflow side, on test host %s" % HOST)
     print("git push -> new DAG served by the API, announced to the webhook (%d pushes):" % len(seconds))
@@ -153,6 +204,12 @@ def main():
     if naive is not None:
         print("  one push without the webhook (bundle refresh_interval 300 s): %.1f s = %.0fx the webhook's p50"
               % (naive, naive / pct(seconds, 0.5)))
+    print("push to a pinned repository -> validated, pinned and served (promote DAG, %d pushes):" % len(promoted))
+    print("  p50 %.2f s   p95 %.2f s   min %.2f s   max %.2f s"
+          % (pct(promoted, 0.5), pct(promoted, 0.95), min(promoted), max(promoted)))
+    print("  every push: %s" % ", ".join("%.2f" % s for s in promoted))
+    print("  push, then airflow_dag_repo by ansible-playbook (median of %d): %.2f s = %.2fx the promote DAG's p50"
+          % (len(by_hand), statistics.median(by_hand), statistics.median(by_hand) / pct(promoted, 0.5)))
     print("qubinode.airflow.secrets role (converged, SSH to the host as root), medians of %d:" % ROUNDS)
     print("  ansible-playbook directly (as the airflow user)   %.2f s" % med(direct))
     print("  AnsibleRoleOperator, the task's own duration      %.2f s  (%.2fx direct, +%.2f s)"

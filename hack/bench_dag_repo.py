@@ -1,6 +1,6 @@
 """Prints how long a git push takes to become a runnable DAG, measured on the `make up` test host.
 
-  pinned     push, then one airflow_dag_repo run (validate, pin, dag-processor restart, wait)
+  pinned     push, then one airflow_dag_repo run (validate, pin, refresh request to the dag-processor, wait)
   tracking   pin: false - Airflow follows the branch itself: without a refresh request (the bundle's
              refresh_interval decides) and with PUT /api/v2/parseDagFile/{file_token}
 

@@ -19,7 +19,11 @@ description:
     from), C(priority) (lower first, default 100),
     C(namespace) (the bundle name in Airflow, default C(name)), C(credentials) (the NAME of a variable, kept
     in Ansible Vault or AWX credentials, that holds C(token) (and C(username)) or C(ssh_private_key)),
-    C(refresh_interval), C(pin) and C(validation_network) (let the DAG validation reach the network)."
+    C(refresh_interval), C(pin), C(validation_network) (let the DAG validation reach the network), C(commit)
+    (pin this commit instead of the head of C(ref), for example to roll back) and C(forward_only) (with C(commit),
+    the commit of a push - see the module's O(qubinode.airflow.airflow_dag_repo#module:forward_only)) and
+    C(review_ref) (with C(commit), the head of a merge request to validate without deploying it - see
+    O(qubinode.airflow.airflow_dag_repo#module:review_ref))."
   - Unknown keys, missing fields, wrong types, duplicate names or namespaces and a C(credentials) variable
     that is not defined fail with the file, the entry and the field.
   - Credentials are not resolved into the result; only the variable name is returned.
@@ -90,6 +94,15 @@ _raw:
     validation_network:
       description: Whether the DAG validation sandbox may reach the network.
       type: bool
+    commit:
+      description: The commit to pin, or null for the head of RV(_raw[].ref).
+      type: str
+    forward_only:
+      description: Whether RV(_raw[].commit) is pinned only when it is newer than the pinned commit.
+      type: bool
+    review_ref:
+      description: The merge request whose head RV(_raw[].commit) is validated only, or null.
+      type: str
 """
 
 from ansible.errors import AnsibleError
@@ -99,7 +112,9 @@ from ansible.utils.display import Display
 
 from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input import (
     InputError,
+    check_commit,
     check_name,
+    check_review_ref,
     check_import_paths,
     check_ref,
     check_subdir,
@@ -112,6 +127,7 @@ FIELDS = {
     "name": string_types, "url": string_types, "branch": string_types, "ref": string_types,
     "subdir": string_types, "priority": int, "namespace": string_types, "credentials": string_types,
     "refresh_interval": int, "pin": bool, "validation_network": bool, "import_paths": list,
+    "commit": string_types, "forward_only": bool, "review_ref": string_types,
 }
 CREDENTIAL_KEYS = ("token", "username", "ssh_private_key")
 
@@ -185,6 +201,13 @@ class LookupModule(LookupBase):
             check_ref(ref, "", "field '%s'" % ("branch" if raw.get("branch") else "ref"))
             subdir = check_subdir(raw.get("subdir"), "", "field 'subdir'")
             import_paths = check_import_paths(raw.get("import_paths"), "", "field 'import_paths'")
+            if raw.get("commit") is not None:
+                check_commit(raw["commit"], "", "field 'commit'")
+            elif raw.get("forward_only") or raw.get("review_ref"):
+                raise InputError("field '%s' needs field 'commit', the commit to %s" % (
+                    ("forward_only", "pin") if raw.get("forward_only") else ("review_ref", "validate")))
+            if raw.get("review_ref") is not None:
+                check_review_ref(raw["review_ref"], "", "field 'review_ref'")
         except InputError as e:
             raise AnsibleError("dag_repo_manifest: %s: %s" % (where, e))
         cred = raw.get("credentials")
@@ -200,4 +223,5 @@ class LookupModule(LookupBase):
             name=raw["name"], namespace=namespace, url=raw["url"], ref=ref, subdir=subdir, import_paths=import_paths,
             priority=raw.get("priority", 100), credentials=cred, refresh_interval=raw.get("refresh_interval"),
             pin=raw.get("pin", True), validation_network=raw.get("validation_network", False),
+            commit=raw.get("commit"), forward_only=raw.get("forward_only", False), review_ref=raw.get("review_ref"),
         )

@@ -42,7 +42,11 @@ ENV_NAME = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
 GIT_BUNDLE = "airflow.providers.git.bundles.git.GitDagBundle"
 # The same bundle, which also puts the repository's import_paths on sys.path (the provider package).
 IMPORT_PATHS_BUNDLE = "qubinode_airflow.repos.bundle.GitDagBundleWithImportPaths"
-GIT_BUNDLES = (GIT_BUNDLE, IMPORT_PATHS_BUNDLE)
+# A pinned repository: the bundle serves the commit of its pin file (PIN_DIR of the config directory), which
+# it reads at each refresh, so a new pin needs no restart.
+PINNED_BUNDLE = "qubinode_airflow.repos.bundle.PinnedGitDagBundle"
+GIT_BUNDLES = (GIT_BUNDLE, IMPORT_PATHS_BUNDLE, PINNED_BUNDLE)
+PIN_DIR = "bundle-pins"
 HISTORY = 10
 WORK_DIR = "/var/lib/qubinode-airflow/dag-repos"
 ALLOW_FILE = ".qubinode-secrets-allow"
@@ -79,11 +83,11 @@ class RepoError(Exception):
 
 # -- the root-only work directory -----------------------------------------------------------------
 
-def ensure_root_dir(path):
-    """Create `path` (0700, root) if needed and refuse it unless every component, from /, is a real
+def ensure_root_dir(path, mode=0o700, what="work_dir"):
+    """Create `path` (`mode`, root) if needed and refuse it unless every component, from /, is a real
     directory owned by root that no other user can write: root runs git and tar in it."""
     if not os.path.isabs(path):
-        raise RepoError("work_dir %r must be an absolute path" % path)
+        raise RepoError("%s %r must be an absolute path" % (what, path))
     parts = [p for p in os.path.normpath(path).split("/") if p]
     current = "/"
     for index, part in enumerate([""] + parts):
@@ -92,20 +96,21 @@ def ensure_root_dir(path):
             st = os.lstat(current)
         except OSError as e:
             if e.errno != errno.ENOENT:
-                raise RepoError("work_dir: cannot inspect %s: %s" % (current, e.strerror))
-            os.mkdir(current, 0o700 if index == len(parts) else 0o755)
+                raise RepoError("%s: cannot inspect %s: %s" % (what, current, e.strerror))
+            os.mkdir(current, mode if index == len(parts) else 0o755)
             st = os.lstat(current)
         if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-            raise RepoError("work_dir: %s is %s, not a directory: root does not work through links; give a "
-                            "work_dir whose every component is a real directory owned by root"
-                            % (current, "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"))
+            raise RepoError("%s: %s is %s, not a directory: root does not work through links; give a "
+                            "%s whose every component is a real directory owned by root"
+                            % (what, current, "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory",
+                               what))
         if st.st_uid != 0 or (st.st_mode & 0o022 and not (st.st_mode & stat.S_ISVTX and index < len(parts))):
-            raise RepoError("work_dir: %s is owned by uid %d with mode %o: every component of work_dir must be "
+            raise RepoError("%s: %s is owned by uid %d with mode %o: every component of %s must be "
                             "owned by root and writable by root only (the default is %s)"
-                            % (current, st.st_uid, stat.S_IMODE(st.st_mode), WORK_DIR))
+                            % (what, current, st.st_uid, stat.S_IMODE(st.st_mode), what, WORK_DIR))
     st = os.lstat(path)
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        os.chmod(path, 0o700)
+    if stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(path, mode)
     return path
 
 
@@ -199,12 +204,15 @@ class Git:
         raise RepoError("ref %r is not a branch or tag of %s: give a branch, a tag or a full 40-character "
                         "commit SHA" % (ref, self.url))
 
-    def fetch(self, mirror):
+    def fetch(self, mirror, extra_refs=()):
+        """Branches and tags into the bare repository `mirror`, and `extra_refs` (already checked: the head
+        of a merge request) under their own names."""
         if not os.path.isdir(os.path.join(mirror, "objects")):
             os.makedirs(mirror, 0o700)
             self.run(["init", "--bare", "--quiet", "--", mirror], what="git init")
         self.run(["--git-dir", mirror, "fetch", "--quiet", "--prune", "--no-recurse-submodules", "--", self.url,
-                  "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], what="git fetch")
+                  "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+                 + ["+%s:%s" % (ref, ref) for ref in extra_refs], what="git fetch")
 
     def has_tree(self, mirror, commit, path):
         """Whether `path` (already checked) is a directory of the repository at `commit`."""
@@ -213,6 +221,13 @@ class Git:
         rc, out, _err = self.module.run_command(["git", "--git-dir", mirror, "cat-file", "-t", "--end-of-options",
                                                  "%s:%s" % (commit, path)], cwd=self._tmp, environ_update=self.env)
         return rc == 0 and out.strip() == "tree"
+
+    def is_ancestor(self, mirror, commit, descendant):
+        """Whether `commit` is `descendant` or one of its ancestors (both full SHAs, already checked)."""
+        if not (SHA_RE.match(commit) and SHA_RE.match(descendant)):
+            return False
+        return self.run(["--git-dir", mirror, "merge-base", "--is-ancestor", "--end-of-options", commit, descendant],
+                        check=False) == 0
 
     def export(self, mirror, commit, subdir, dest, extra=()):
         """The tree of `commit` (only `subdir` and the directories `extra`, already checked) as plain files in
@@ -602,8 +617,10 @@ def conn_id_for(name):
     return "qubinode_git_%s" % name
 
 
-def bundle_entry(name, repo):
-    kwargs = dict(repo_url=repo["url"], tracking_ref=repo["commit"] if repo.get("pin", True) else repo["ref"],
+def bundle_entry(name, repo, config_dir):
+    pinned = repo.get("pin", True)
+    # A pinned bundle takes its commit from the pin file: tracking_ref names the branch it was validated from.
+    kwargs = dict(repo_url=repo["url"], tracking_ref=repo["ref"],
                   refresh_interval=int(repo.get("refresh_interval", 300)))
     if repo.get("subdir"):
         kwargs["subdir"] = repo["subdir"]
@@ -611,8 +628,59 @@ def bundle_entry(name, repo):
         kwargs["git_conn_id"] = repo["git_conn_id"]
     if repo.get("import_paths"):
         kwargs["import_paths"] = list(repo["import_paths"])
+    if pinned:
+        kwargs["pin_file"] = os.path.join(config_dir, PIN_DIR, name)
+        return dict(name=name, classpath=PINNED_BUNDLE, kwargs=kwargs)
+    if repo.get("import_paths"):
         return dict(name=name, classpath=IMPORT_PATHS_BUNDLE, kwargs=kwargs)
     return dict(name=name, classpath=GIT_BUNDLE, kwargs=kwargs)
+
+
+def write_pins(config_dir, registry, check_mode):
+    """The pin file of each pinned repository (root 0644, in a root 0755 directory; the dag-processor reads
+    it), and none of the others. Returns the names whose pin is new or changed."""
+    pin_dir = os.path.join(config_dir, PIN_DIR)
+    want = dict((name, e["commit"]) for name, e in registry.items() if e.get("pin", True))
+    if not want and not os.path.lexists(pin_dir):
+        return []
+    if not check_mode:
+        ensure_root_dir(pin_dir, 0o755, what="the pin directory")
+    current = {}
+    if os.path.isdir(pin_dir) and not os.path.islink(pin_dir):
+        for name in os.listdir(pin_dir):
+            path = os.path.join(pin_dir, name)
+            if os.path.islink(path) or not os.path.isfile(path):
+                current[name] = None  # replaced below (a link is never followed, only removed)
+                continue
+            with open(path) as f:
+                current[name] = f.read(128).strip()
+    changed = sorted(name for name, commit in want.items() if current.get(name) != commit)
+    if check_mode:
+        return changed
+    for name in changed:
+        if not SHA_RE.match(want[name]):
+            raise RepoError("the registry holds no full commit SHA for %s; register the repository again" % name)
+        fd, tmp = tempfile.mkstemp(prefix=".pin-", dir=pin_dir)
+        with os.fdopen(fd, "w") as f:
+            f.write(want[name] + "\n")
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, os.path.join(pin_dir, name))
+    for name in set(current) - set(want):
+        os.unlink(os.path.join(pin_dir, name))
+    return changed
+
+
+def request_bundle_refresh(api, name):
+    """Ask the dag-processors to refresh the bundle now and parse each of its DAG files again (a priority parse
+    of every file that holds a DAG: after a refresh Airflow queues only new files, and the others would keep
+    their old version until min_file_process_interval). False when it has no DAG to ask with."""
+    tokens = []
+    for dag in api.list_all("dags", "dags", query=dict(bundle_name=name)):
+        if dag.get("file_token") and dag["file_token"] not in tokens:
+            tokens.append(dag["file_token"])
+    for token in tokens:
+        api.request("PUT", "parseDagFile/%s" % token)
+    return bool(tokens)
 
 
 # -- one host ---------------------------------------------------------------------------------------
@@ -690,18 +758,22 @@ def restarts_needed(old, new):
     return AIRFLOW_UNITS  # every unit reads bundles.env; only those installed restart
 
 
-def apply_to_host(module, registry, config_dir, airflow_user, check_mode):
-    """Write bundles.env from the registry and restart what must re-read it. Returns (changed, restarted, bundles)."""
+def apply_to_host(module, registry, config_dir, airflow_user, check_mode, api=None):
+    """Write the pins and bundles.env from the registry and restart what must re-read them; a new pin alone
+    needs no restart: the dag-processor is asked to refresh the bundle (through `api`). Returns (changed,
+    restarted, bundles)."""
     env_file = os.path.join(config_dir, "bundles.env")
     base = base_bundles(os.path.join(config_dir, "airflow.cfg"))
     bundles = [b for b in base if b.get("name") not in registry]
-    bundles += [bundle_entry(name, registry[name]) for name in sorted(registry)]
+    bundles += [bundle_entry(name, registry[name], config_dir) for name in sorted(registry)]
     current = read_env_file(env_file)
     effective_old = current if current is not None else base
+    # The pins first: a bundle the new list adds reads its pin when the services start.
+    repinned = write_pins(config_dir, registry, check_mode)
     if not registry:
         # Nothing registered: the file is not needed; airflow.cfg's own list applies.
         if current is None:
-            return False, [], base
+            return bool(repinned), [], base
         if not check_mode:
             os.remove(env_file)
         restart = restarts_needed(current, base)
@@ -712,15 +784,22 @@ def apply_to_host(module, registry, config_dir, airflow_user, check_mode):
                 same = f.read() == text
         except OSError:
             same = False
-        if same:
-            return False, [], bundles
-        restart = restarts_needed(effective_old, bundles)
-        if not check_mode:
+        restart = () if same else restarts_needed(effective_old, bundles)
+        if not same and not check_mode:
             tmp = env_file + ".tmp"
             with open(tmp, "w") as f:
                 f.write(text)
             os.chmod(tmp, 0o644)
             os.rename(tmp, env_file)
+        if same and not repinned:
+            return False, [], bundles
+    if repinned and "airflow-dag-processor" not in restart and not check_mode \
+            and installed_units(("airflow-dag-processor",), config_dir):
+        # A bundle already served: its dag-processor serves the new pin at its next refresh of the bundle,
+        # at once when asked. Without a DAG to ask with, a restart makes it read the pin.
+        asked = [request_bundle_refresh(api, name) for name in repinned] if api is not None else [False]
+        if not all(asked):
+            restart = tuple(restart) + ("airflow-dag-processor",)
     units = installed_units(restart, config_dir)
     if not check_mode:
         storage = _config(os.path.join(config_dir, "airflow.cfg"), "dag_bundle_storage_path",

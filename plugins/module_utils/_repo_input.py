@@ -20,6 +20,8 @@ import re
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+# The head of a merge request as the git server publishes it: GitHub's pull requests, GitLab's merge requests.
+REVIEW_REF_RE = re.compile(r"^refs/(?:pull/[1-9][0-9]{0,9}/head|merge-requests/[1-9][0-9]{0,9}/head)$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # What git accepts as a branch or tag name, less what could be read as an option or a path trick.
 REF_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,254}$")
@@ -74,6 +76,12 @@ def check_ref(value, where="", field="ref"):
 
 def check_commit(value, where="", field="commit"):
     return _checked(value, where, field, SHA_RE.match, ": give the full 40-character SHA in lower case")
+
+
+def check_review_ref(value, where="", field="review_ref"):
+    return _checked(value, where, field, REVIEW_REF_RE.match,
+                    ": give the head of a merge request, refs/pull/<number>/head (GitHub) or "
+                    "refs/merge-requests/<iid>/head (GitLab)")
 
 
 def check_subdir(value, where="", field="subdir"):

@@ -92,7 +92,7 @@ def main():
     try:
         api = AirflowAPI(p)
         changed, restarted, bundles = apply_to_host(module, read_registry(api), p["airflow_config_dir"],
-                                                    p["airflow_user"], module.check_mode)
+                                                    p["airflow_user"], module.check_mode, api=api)
         if "airflow-api-server" in restarted and not module.check_mode:
             wait_healthy(api, p["wait_timeout"])
     except RepoError as e:

@@ -31,12 +31,15 @@ description:
     not a defence against a repository author, since the DAGs it passes later run as Airflow.
   - git runs as root in O(work_dir) only, with hooks, fsmonitor and local transports disabled. Every value
     of O(name), O(url), O(ref), O(subdir) and O(commit) is checked before any git call.
-  - The bundle is pinned to the validated commit (C(tracking_ref) is the commit SHA). The module returns
-    the previous and the current commit and the last validated ones; O(commit) pins an earlier one (a
-    rollback that stays put on re-runs).
+  - The bundle is pinned to the validated commit, which root's pin file C(<airflow_config_dir>/bundle-pins/<name>)
+    names (bundle class C(qubinode_airflow.repos.bundle.PinnedGitDagBundle) of the provider package; it never
+    falls back to the branch when the pin cannot be read or could have been written by another user). The
+    module returns the previous and the current commit and the last validated ones; O(commit) pins an earlier
+    one (a rollback that stays put on re-runs).
   - The list of repositories lives in the Airflow variable C(qubinode_dag_repos) (no credentials in it),
     so every host reads the same list; this host's C(bundles.env) is rewritten from it and only the
-    services that must re-read it are restarted (a new pin restarts the dag-processor only). Other hosts
+    services that must re-read it are restarted. A new pin restarts nothing - the dag-processor is asked to
+    refresh the bundle through the API (a priority parse of each of its DAG files), and reads the pin. Other hosts
     follow with M(qubinode.airflow.airflow_dag_bundles), which the playbook C(qubinode.airflow.dag_repos)
     and the C(airflow) role run on each of them.
   - Credentials (an HTTPS token or an SSH private key) are kept in the git-type Airflow connection
@@ -71,6 +74,27 @@ options:
   commit:
     description: Pin exactly this commit (40 hex characters) instead of resolving O(ref); used to roll back.
     type: str
+  forward_only:
+    description:
+      - With O(commit), the commit of a push to O(ref) - pin it only when it is on O(ref) (its head or an
+        ancestor of the head) and does not go back from the pinned commit. An older commit than the pinned one
+        changes nothing and returns RV(superseded=true), so pushes promoted one after the other end with the
+        newest valid commit served, whatever order they finish in; a commit that is not on O(ref) is refused.
+      - The repository's registered credentials are kept as they are; a repository that has some (its
+        connection C(qubinode_git_<name>)) needs them given again in O(token) or O(ssh_private_key).
+      - Requires O(commit); check mode only compares the commit with the pinned one.
+    type: bool
+    default: false
+    version_added: 1.0.0
+  review_ref:
+    description:
+      - The head of a merge request whose commit is O(commit) - C(refs/pull/<number>/head) (GitHub) or
+        C(refs/merge-requests/<iid>/head) (GitLab). The commit is fetched from it and validated like a
+        commit to pin, and nothing else happens - nothing is pinned, registered, written to a connection or
+        restarted. A refused commit fails with the report; one that passes returns RV(reviewed=true).
+      - Requires O(commit). Check mode does nothing.
+    type: str
+    version_added: 1.0.0
   subdir:
     description: Directory of the repository that holds the DAGs, relative, without C(..); a symbolic link is not followed.
     type: str
@@ -223,6 +247,16 @@ commit:
   description: The commit the bundle is pinned to now.
   returned: when state=present
   type: str
+reviewed:
+  description: With O(review_ref), whether the commit passed the validation (a refused one fails instead).
+  returned: always
+  type: bool
+  sample: true
+superseded:
+  description: With O(forward_only), whether O(commit) was older than the pinned commit, which stays pinned.
+  returned: always
+  type: bool
+  sample: false
 previous_commit:
   description: The commit that was pinned before this run (null for a new repository).
   returned: when state=present
@@ -308,6 +342,7 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input impor
     check_import_paths,
     check_name,
     check_ref,
+    check_review_ref,
     check_subdir,
     check_url,
 )
@@ -333,7 +368,7 @@ class DagRepo:
         self.subdir = None
         self.test_dir = None
         self.import_paths = []
-        self.result = dict(changed=False, restarted=[])
+        self.result = dict(changed=False, restarted=[], superseded=False, reviewed=False)
 
     def fingerprint_path(self):
         return os.path.join(self.p["work_dir"], self.name, FINGERPRINT_FILE)
@@ -382,10 +417,10 @@ class DagRepo:
                 self.record_credential(True)
         return changed
 
-    def validate(self, git, commit, registry):
+    def validate(self, git, commit, registry, mirror="mirror.git", extra_refs=()):
         p = self.p
-        mirror = os.path.join(p["work_dir"], self.name, "mirror.git")
-        git.fetch(mirror)
+        mirror = os.path.join(p["work_dir"], self.name, mirror)
+        git.fetch(mirror, extra_refs)
         stage = tempfile.mkdtemp(prefix="staging-", dir=p["work_dir"])
         try:
             tests = self.test_dir if p["validate"] and git.has_tree(mirror, commit, self.test_dir) else None
@@ -439,6 +474,20 @@ class DagRepo:
                                   message="dag_id %r is already served by bundle %r" % (d["dag_id"], d["bundle_name"])))
         return found
 
+    def review(self, registry):
+        """Validate the head of a merge request, and change nothing: a mirror of its own, so that a review
+        never touches what the registrations fetch."""
+        p = self.p
+        self.result.update(commit=p["commit"], previous_commit=(registry.get(self.name) or {}).get("commit"))
+        if self.module.check_mode:
+            return
+        git = Git(self.module, p["url"], p["token"], p["username"], p["ssh_private_key"], workdir=p["work_dir"])
+        try:
+            dags = self.validate(git, p["commit"], registry, mirror="review.git", extra_refs=(p["review_ref"],))
+        finally:
+            git.close()
+        self.result.update(reviewed=True, dag_ids=sorted(dags))
+
     def present(self, registry):
         p = self.p
         old = registry.get(self.name)
@@ -446,7 +495,9 @@ class DagRepo:
         git = Git(self.module, p["url"], p["token"], p["username"], p["ssh_private_key"],
                   workdir=None if self.module.check_mode else p["work_dir"])
         try:
-            if p["commit"]:
+            if p["commit"] and p["forward_only"]:
+                commit = self.forward_commit(git, old)
+            elif p["commit"]:
                 commit = p["commit"]
             else:
                 commit = git.resolve(p["ref"])
@@ -490,7 +541,7 @@ class DagRepo:
         if self.result["changed"] and not same and not self.module.check_mode:
             new_registry = self.merge(entry)
         self.apply_here(new_registry)
-        self.result.update(bundle=bundle_entry(self.name, entry), dag_ids=entry.get("dag_ids", []),
+        self.result.update(bundle=bundle_entry(self.name, entry, p["airflow_config_dir"]), dag_ids=entry.get("dag_ids", []),
                            history=entry.get("history", []))
         if p["wait"] and not self.module.check_mode:
             dag_ids, errors, done = wait_parsed(self.api, self.name, commit if p["pin"] else None,
@@ -500,9 +551,32 @@ class DagRepo:
                 raise RepoError("%s: Airflow did not parse %s at %s within %ss; look at the dag-processor's log"
                                 % (self.name, entry.get("dag_ids"), commit[:12], p["wait_timeout"]))
 
+    def forward_commit(self, git, old):
+        """The commit to pin for a push: O(commit) when it is on the ref and newer than the pinned one, else
+        the pinned one (superseded)."""
+        p = self.p
+        commit, pinned = p["commit"], (old or {}).get("commit")
+        if old and old.get("git_conn_id") and not (p["token"] or p["ssh_private_key"]):
+            raise RepoError("%s is registered with credentials (connection %s): give them again (token or "
+                            "ssh_private_key) to pin a push" % (self.name, old["git_conn_id"]))
+        if commit == pinned or self.module.check_mode:
+            return commit
+        head = git.resolve(p["ref"])
+        mirror = os.path.join(p["work_dir"], self.name, "mirror.git")
+        git.fetch(mirror)
+        if not git.is_ancestor(mirror, commit, head):
+            raise RepoError("%s: commit %s is not on %s (head %s); still serving %s" % (
+                self.name, commit[:12], p["ref"], head[:12], (pinned or "nothing")[:12]))
+        if pinned and git.is_ancestor(mirror, commit, pinned):
+            self.result["superseded"] = True
+            self.module.warn("%s: %s is older than the pinned %s, which stays" % (self.name, commit[:12], pinned[:12]))
+            return pinned
+        return commit
+
     def apply_here(self, registry):
         changed, restarted, _bundles = apply_to_host(
-            self.module, registry, self.p["airflow_config_dir"], self.p["airflow_user"], self.module.check_mode)
+            self.module, registry, self.p["airflow_config_dir"], self.p["airflow_user"], self.module.check_mode,
+            api=self.api)
         if changed:
             self.result["changed"] = True
             self.result["restarted"] = restarted
@@ -544,6 +618,11 @@ class DagRepo:
             check_name(self.name)
             if p["commit"]:
                 check_commit(p["commit"])
+            elif p["forward_only"] or p["review_ref"]:
+                raise InputError("%s needs commit: the commit of the %s" % (
+                    ("forward_only", "push to pin") if p["forward_only"] else ("review_ref", "merge request's head")))
+            if p["review_ref"]:
+                check_review_ref(p["review_ref"])
             check_ref(p["ref"])
             self.subdir = check_subdir(p["subdir"])
             self.test_dir = check_subdir(p["test_dir"], field="test_dir")
@@ -561,7 +640,9 @@ class DagRepo:
     def run(self):
         self.check_input()
         registry = read_registry(self.api)
-        if self.p["state"] == "present":
+        if self.p["state"] == "present" and self.p["review_ref"]:
+            self.review(registry)
+        elif self.p["state"] == "present":
             self.present(registry)
         else:
             self.absent(registry)
@@ -575,6 +656,8 @@ def main():
         url=dict(type="str"),
         ref=dict(type="str", default="main"),
         commit=dict(type="str"),
+        forward_only=dict(type="bool", default=False),
+        review_ref=dict(type="str"),
         subdir=dict(type="str"),
         test_dir=dict(type="str", default="tests"),
         import_paths=dict(type="list", elements="str", default=[]),

@@ -17,7 +17,8 @@ def test_examples_parse_and_serialize():
 
     bag = DagBag(str(EXAMPLES), safe_mode=False, bundle_name="qubinode-examples", bundle_path=str(EXAMPLES))
     assert bag.import_errors == {}
-    assert sorted(bag.dags) == ["qubinode_dag_repo_register", "qubinode_stack_health", "qubinode_vm_lifecycle"]
+    assert sorted(bag.dags) == ["qubinode_dag_repo_promote", "qubinode_dag_repo_register", "qubinode_dag_repo_review",
+                                "qubinode_stack_health", "qubinode_vm_lifecycle"]
     for dag in bag.dags.values():
         assert DagSerialization.to_dict(dag)["dag"]["dag_id"] == dag.dag_id
         assert "qubinode" in dag.tags
@@ -33,3 +34,70 @@ def test_stack_health_wiring():
     assert dag.get_task("upgrade").check is False
     assert set(dag.get_task("upgrade").upstream_task_ids) == {"upgrade_vars"}
     assert dag.params["upgrade"] is False
+
+
+def test_promote_wiring():
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(str(EXAMPLES), safe_mode=False, bundle_name="x", bundle_path=str(EXAMPLES)).dags["qubinode_dag_repo_promote"]
+    run = dag.get_task("validate_and_pin")
+    assert run.playbook == "qubinode.airflow.dag_repos" and run.ansible_conn_id == "qubinode_stack"
+    assert run.upstream_task_ids == {"manifest"} and run.check is False
+    # One run at a time: a push older than the pinned commit then changes nothing (forward_only).
+    assert dag.max_active_runs == 1 and dag.schedule is None
+
+
+def test_promote_entry_hands_on_the_registered_entry_and_the_push():
+    import pytest
+
+    from qubinode_airflow.repos.registry import promote_entry
+
+    sha = "ab" * 20
+    registry = {"team": {"url": "https://git.example.com/t.git", "ref": "main", "pin": True, "commit": "cd" * 20,
+                         "subdir": "dags", "import_paths": ["plugins"], "refresh_interval": 60, "dag_ids": ["a"],
+                         "history": ["cd" * 20], "git_conn_id": None},
+                "follows": {"url": "https://git.example.com/f.git", "ref": "main", "pin": False, "commit": sha},
+                "private": {"url": "https://git.example.com/p.git", "ref": "main", "commit": sha,
+                            "git_conn_id": "qubinode_git_private"}}
+    assert promote_entry(registry, "team", sha) == {
+        "name": "team", "pin": True, "url": "https://git.example.com/t.git", "ref": "main", "subdir": "dags",
+        "import_paths": ["plugins"], "refresh_interval": 60, "commit": sha, "forward_only": True}
+    # "Sync now" on the page: the head of the ref, validated like any registration.
+    assert "commit" not in promote_entry(registry, "team", None)
+    for name, commit, says in (("nope", sha, "nope is not a registered DAG repository"),
+                               ("follows", sha, "follows is not pinned"),
+                               ("private", sha, "connection qubinode_git_private"),
+                               ("team", "--all", "is not a full 40-character SHA")):
+        with pytest.raises(ValueError, match=says):
+            promote_entry(registry, name, commit)
+    with pytest.raises(ValueError, match="not a registered"):
+        promote_entry("not json", "team", sha)
+
+
+def test_review_wiring():
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(str(EXAMPLES), safe_mode=False, bundle_name="x", bundle_path=str(EXAMPLES)).dags["qubinode_dag_repo_review"]
+    validate = dag.get_task("validate")
+    assert validate.playbook == "qubinode.airflow.dag_repos" and validate.upstream_task_ids == {"manifest"}
+    assert dag.get_task("manifest").upstream_task_ids == {"pending"}
+    assert dag.get_task("manifest").trigger_rule == "all_done"  # a status API that is down blocks no check
+    assert dag.get_task("passed").upstream_task_ids == {"validate"} == dag.get_task("refused").upstream_task_ids
+    assert dag.get_task("passed").trigger_rule == "all_success"
+    assert dag.get_task("refused").trigger_rule == "one_failed"
+
+
+def test_a_review_entry_validates_the_head_of_a_merge_request_only():
+    import pytest
+
+    from qubinode_airflow.repos.registry import promote_entry
+
+    sha = "ab" * 20
+    registry = {"follows": {"url": "https://git.example.com/f.git", "ref": "main", "pin": False, "commit": "cd" * 20}}
+    # Any registered repository may be reviewed, a pinned one or one that follows its branch.
+    assert promote_entry(registry, "follows", sha, "refs/pull/7/head") == {
+        "name": "follows", "pin": False, "url": "https://git.example.com/f.git", "ref": "main", "commit": sha,
+        "review_ref": "refs/pull/7/head"}
+    for commit, ref in ((sha, "refs/heads/main"), (None, "refs/pull/7/head"), (sha, "refs/pull/7/head\n")):
+        with pytest.raises(ValueError):
+            promote_entry(registry, "follows", commit, ref)

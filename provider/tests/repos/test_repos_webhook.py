@@ -19,7 +19,12 @@ import urllib.request
 import pytest
 from conftest import HOME
 
+import qubinode_airflow
+
 SECRET = "webhook-secret-7f3a"
+PROMOTE = "qubinode_dag_repo_promote"
+REVIEW = "qubinode_dag_repo_review"
+EXAMPLES = pathlib.Path(qubinode_airflow.__file__).resolve().parent / "example_dags"
 PASSWORDS = {"admin": "admin-pass-1", "viewer": "viewer-pass-1"}
 
 
@@ -151,6 +156,9 @@ def stack(tmp_path_factory):
         {"name": "pathed", "classpath": "qubinode_airflow.repos.bundle.GitDagBundleWithImportPaths",
          "kwargs": {"repo_url": str(pathed.origin), "tracking_ref": pathed_commit, "subdir": "dags",
                     "import_paths": ["plugins"], "refresh_interval": 3600}},
+        # The example DAGs, the promote DAG among them, as the airflow role serves them.
+        {"name": "qubinode-examples", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+         "kwargs": {"path": str(EXAMPLES), "refresh_interval": 3600}},
     ]
     set_registry({
         "tracked": {"url": str(tracked.origin), "ref": "main", "pin": False, "commit": first},
@@ -181,7 +189,8 @@ def stack(tmp_path_factory):
         wait_for(lambda: st.call("GET", "/api/v2/monitor/health")[0] == 200, 120, "the api-server")
         # The dag-processor's parsing processes import plugins/ of the "pathed" repository.
         wait_for(lambda: "hook_a" in dag_ids("tracked") and "hook_p" in dag_ids("pinned")
-                 and "hook_i" in dag_ids("pathed"), 120, "the first parse of the three bundles")
+                 and "hook_i" in dag_ids("pathed") and {PROMOTE, REVIEW} <= dag_ids("qubinode-examples"), 120,
+                 "the first parse of the four bundles")
         yield st
     finally:
         for p in procs:
@@ -252,6 +261,106 @@ def test_push_to_another_branch_and_to_a_pinned_repo_change_nothing(stack):
     assert status == 202 and result["action"] == "none" and result["pinned_commit"] == stack.pinned_commit
     time.sleep(3)
     assert "hook_d" not in dag_ids("tracked") and "hook_q" not in dag_ids("pinned")
+
+
+def set_paused(dag_id, paused):
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.get(DagModel, dag_id).is_paused = paused
+
+
+def promote_runs(dag_id=PROMOTE):
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return [dict(run_id=r.run_id, conf=r.conf, state=str(r.state), user=r.triggering_user_name,
+                     run_type=str(r.run_type))
+                for r in session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id))]
+
+
+def test_a_push_to_a_pinned_repo_asks_the_promote_dag_only_while_it_is_unpaused(stack):
+    commit = stack.pinned.commit({"r.py": dag_file("hook_r")})
+    event = dict(push_event(stack.pinned, commit), delivery=1)
+    # Paused, as Airflow creates it: nothing runs, and the answer says how to turn pushes on.
+    set_paused(PROMOTE, True)
+    status, body = stack.github_push(event)
+    (result,) = json.loads(body)["bundles"]
+    assert status == 202 and result["action"] == "none" and "unpause the DAG %s" % PROMOTE in result["detail"]
+    assert promote_runs() == []
+    set_paused(PROMOTE, False)
+    try:
+        status, body = stack.github_push(dict(event, delivery=2))
+        (result,) = json.loads(body)["bundles"]
+        assert status == 202 and result["action"] == "validate" and result["commit"] == commit, body
+        (run,) = promote_runs()
+        assert run["run_id"] == result["dag_run_id"] and run["conf"] == {"name": "pinned", "commit": commit}
+        assert run["user"] == "webhook" and run["state"] == "queued"
+        # The pinned commit itself asks for nothing; "sync" by a user asks for the head of the branch.
+        status, body = stack.github_push(dict(push_event(stack.pinned, stack.pinned_commit), delivery=3))
+        assert json.loads(body)["bundles"][0]["detail"] == "pinned at this commit already"
+        status, body = stack.call("POST", "/qubinode/repos/pinned/sync", {}, token=stack.token("admin"))
+        assert status == 202 and json.loads(body)["action"] == "validate", body
+        runs = promote_runs()
+        assert len(runs) == 2 and runs[1]["conf"] == {"name": "pinned", "commit": None} and runs[1]["user"] == "admin"
+    finally:
+        set_paused(PROMOTE, True)
+    # Nothing was pinned by the api-server: the registry and the served bundle are as they were.
+    status, body = stack.call("GET", "/qubinode/repos", token=stack.token("viewer"))
+    pinned = {r["name"]: r for r in json.loads(body)["repositories"]}["pinned"]
+    assert pinned["pinned_commit"] == stack.pinned_commit and "hook_r" not in dag_ids("pinned")
+
+
+def pull_request(repo, head, action="opened", number=3, base="main", **extra):
+    return dict({"action": action, "number": number, "repository": {"clone_url": str(repo.origin), "full_name": "org/dags"},
+                 "pull_request": {"number": number, "head": {"sha": head}, "base": {"ref": base}}}, **extra)
+
+
+def merge_request(repo, head, action="update", iid=4, base="main"):
+    return {"object_kind": "merge_request", "project": {"id": 99, "git_http_url": "file://%s" % repo.origin},
+            "object_attributes": {"action": action, "iid": iid, "target_branch": base, "last_commit": {"id": head}}}
+
+
+def test_a_merge_request_asks_the_review_dag_and_deploys_nothing(stack):
+    head = stack.pinned.commit({"pr.py": dag_file("hook_pr")}, branch="feature-pr")
+    set_paused(REVIEW, True)
+    status, body = stack.github_push(pull_request(stack.pinned, head), event="pull_request")
+    assert status == 202 and "unpause the DAG %s" % REVIEW in json.loads(body)["bundles"][0]["detail"], body
+    set_paused(REVIEW, False)
+    try:
+        status, body = stack.github_push(pull_request(stack.pinned, head, delivery=2), event="pull_request")
+        (result,) = json.loads(body)["bundles"]
+        assert status == 202 and result["action"] == "review" and result["commit"] == head, body
+        (run,) = promote_runs(REVIEW)
+        assert run["conf"] == {"name": "pinned", "commit": head, "review_ref": "refs/pull/3/head",
+                               "status": {"kind": "github", "repository": "org/dags"}}
+        assert run["user"] == "webhook" and run["run_id"] == result["dag_run_id"]
+        # GitLab, for a repository that follows its branch: reviewed all the same.
+        status, body = stack.call("POST", "/qubinode/webhook", merge_request(stack.tracked, head),
+                                  {"X-Gitlab-Event": "Merge Request Hook", "X-Gitlab-Token": SECRET})
+        assert status == 202 and json.loads(body)["bundles"][0]["action"] == "review", body
+        assert promote_runs(REVIEW)[-1]["conf"] == {
+            "name": "tracked", "commit": head, "review_ref": "refs/merge-requests/4/head",
+            "status": {"kind": "gitlab", "repository": "99"}}
+        # Another target branch, a closed one, a malformed one: no run.
+        status, body = stack.github_push(pull_request(stack.pinned, head, base="release"), event="pull_request")
+        assert "merge request into release; the bundle serves main" in json.loads(body)["bundles"][0]["detail"]
+        status, body = stack.github_push(pull_request(stack.pinned, head, action="closed"), event="pull_request")
+        assert status == 202 and json.loads(body)["status"] == "ignored"
+        for bad in (pull_request(stack.pinned, "main", delivery=5), pull_request(stack.pinned, head, number=True),
+                    dict(pull_request(stack.pinned, head), repository={"clone_url": str(stack.pinned.origin),
+                                                                       "full_name": "../../x"})):
+            assert stack.github_push(bad, event="pull_request")[0] == 400
+        assert stack.github_push(pull_request(stack.pinned, head, delivery=2), event="pull_request")[0] == 409
+        assert len(promote_runs(REVIEW)) == 2
+    finally:
+        set_paused(REVIEW, True)
+    status, body = stack.call("GET", "/qubinode/repos", token=stack.token("viewer"))
+    pinned = {r["name"]: r for r in json.loads(body)["repositories"]}["pinned"]
+    assert pinned["pinned_commit"] == stack.pinned_commit and "hook_pr" not in dag_ids("pinned")
 
 
 def tree_peak_rss_kib(pid):

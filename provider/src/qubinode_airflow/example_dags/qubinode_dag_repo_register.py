@@ -20,31 +20,28 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import DAG, Param, task
 
 from qubinode_airflow.ansible.operators import AnsiblePlaybookOperator
+from qubinode_airflow.repos.registry import repo_dag_args
+
+_ARGS = repo_dag_args()
+_ARGS["params"].update({
+    # The dag_repos playbook's lookup checks every field again; these patterns refuse the obvious
+    # (option-like values, '..', paths on the host, credentials in the URL) already in the form.
+    "url": Param("https://git.example.com/dags.git", type="string", minLength=1, maxLength=2048,
+                 pattern=r"^(?:(?:https?|git)://|ssh://(?:[A-Za-z0-9._-]+@)?)[^\s:@/]+(?::[0-9]+)?/\S+$"
+                         r"|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s/]\S*$"),
+    "ref": Param("main", type="string", pattern=r"^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,254}$"),
+    "subdir": Param(None, type=["null", "string"],
+                    pattern=r"^(?!.*(?:^|/)\.{1,2}(?:/|$))[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}$"),
+    "pin": Param(True, type="boolean"),
+})
 
 with DAG(
     "qubinode_dag_repo_register",
     description="Validate, pin and serve a git repository of DAGs (the dag_repos playbook)",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    tags=["qubinode", "ansible", "dag-repos"],
-    params={
-        "name": Param("example", type="string", pattern=r"^[A-Za-z0-9_-]{1,100}$"),
-        # The dag_repos playbook's lookup checks every field again; these patterns refuse the obvious
-        # (option-like values, '..', paths on the host, credentials in the URL) already in the form.
-        "url": Param("https://git.example.com/dags.git", type="string", minLength=1, maxLength=2048,
-                     pattern=r"^(?:(?:https?|git)://|ssh://(?:[A-Za-z0-9._-]+@)?)[^\s:@/]+(?::[0-9]+)?/\S+$"
-                             r"|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s/]\S*$"),
-        "ref": Param("main", type="string", pattern=r"^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,254}$"),
-        "subdir": Param(None, type=["null", "string"],
-                        pattern=r"^(?!.*(?:^|/)\.{1,2}(?:/|$))[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}$"),
-        "pin": Param(True, type="boolean"),
-    },
+    **_ARGS,
 ) as dag:
 
     @task

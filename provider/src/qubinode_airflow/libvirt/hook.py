@@ -42,7 +42,7 @@ def check_size(**values: Any) -> None:
 
 
 def check_name(name: str, field: str = "name") -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise AirflowException("%s %r is not a valid VM name: use 1-63 letters, digits, '.', '_' or '-', "
                                "starting with a letter or digit" % (field, name))
     return name

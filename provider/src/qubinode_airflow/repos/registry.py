@@ -17,6 +17,8 @@ from sqlalchemy import func, select
 
 REGISTRY_KEY = "qubinode_dag_repos"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+# The head of a merge request: GitHub's refs/pull/<n>/head, GitLab's refs/merge-requests/<iid>/head.
+REVIEW_REF_RE = re.compile(r"^refs/(?:pull/[1-9][0-9]{0,9}/head|merge-requests/[1-9][0-9]{0,9}/head)$")
 # user:password@ in any URL, or any user in an http(s) one (a token as the user name).
 CREDENTIALS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@]*:[^/@]*@|(?<=https://)[^/@]+@|(?<=http://)[^/@]+@)",
                             re.IGNORECASE)
@@ -36,7 +38,7 @@ def check_registry(value: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(value, dict):
         raise RegistryError("%s must hold a JSON object of repositories" % where)
     for name, entry in value.items():
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             raise RegistryError("%s: entry name %r is not a bundle name (letters, digits, '_', '-')" % (where, name))
         if not isinstance(entry, dict):
             raise RegistryError("%s, entry %r: is not a mapping" % (where, name))
@@ -131,6 +133,49 @@ def request_refresh(session, bundle: str) -> str:
     if not pending:
         session.add(DagPriorityParsingRequest(bundle_name=bundle, relative_fileloc=rel))
     return rel
+
+
+def repo_dag_args() -> dict[str, Any]:
+    """What the DAGs that drive the dag_repos playbook (the examples register and promote) share: run on
+    demand, one at a time, with the bundle name as the form's first field (the playbook's lookup checks it
+    again)."""
+    import pendulum
+    from airflow.sdk import Param
+
+    return {"schedule": None, "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"), "catchup": False,
+            "max_active_runs": 1, "tags": ["qubinode", "ansible", "dag-repos"],
+            "params": {"name": Param("example", type="string", pattern=NAME_RE.pattern)}}
+
+
+# What the promote DAG hands on of a registered entry (the playbook's manifest lookup checks each again).
+PROMOTE_FIELDS = ("url", "ref", "subdir", "import_paths", "refresh_interval")
+
+
+def promote_entry(value: Any, name: str, commit: str | None, review_ref: str | None = None) -> dict[str, Any]:
+    """The dag_repos manifest entry that validates and pins `commit` (None: the head of the ref) of the
+    registered, pinned repository `name`; with `review_ref`, the one that validates the head of that merge
+    request only (any registered repository). ValueError says why there is none."""
+    entry = value.get(name) if isinstance(value, dict) else None
+    if not isinstance(entry, dict):
+        raise ValueError("%s is not a registered DAG repository (the Airflow variable %s)" % (name, REGISTRY_KEY))
+    if not entry.get("pin", True) and not review_ref:
+        raise ValueError("%s is not pinned: Airflow follows its ref by itself" % name)
+    if entry.get("git_conn_id"):
+        raise ValueError("%s is registered with credentials (connection %s): run the dag_repos playbook with "
+                         "them to pin a new commit" % (name, entry["git_conn_id"]))
+    item = {"name": name, "pin": bool(entry.get("pin", True))}
+    item.update({key: entry[key] for key in PROMOTE_FIELDS if entry.get(key) not in (None, [], "")})
+    if commit or review_ref:
+        if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{40}", commit):
+            raise ValueError("commit %r is not a full 40-character SHA" % (commit,))
+        item["commit"] = commit
+        if review_ref:
+            if not isinstance(review_ref, str) or not REVIEW_REF_RE.fullmatch(review_ref):
+                raise ValueError("review_ref %r is not the head of a merge request" % (review_ref,))
+            item["review_ref"] = review_ref
+        else:
+            item["forward_only"] = True
+    return item
 
 
 def status(session) -> list[dict[str, Any]]:

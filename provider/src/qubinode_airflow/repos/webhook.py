@@ -4,8 +4,10 @@
 
 Routes of plugin apps are not authenticated by Airflow, so each route here decides:
 - POST /qubinode/webhook: GitHub (X-Hub-Signature-256, HMAC-SHA256 of the body) or GitLab (X-Gitlab-Token)
-  push events, checked against the repository's own secret (the password of the connection
-  `qubinode_webhook_<bundle>`) when it has one, else the stack's (connection `qubinode_webhook`, or the
+  push events (a repository that follows its ref is refreshed; for a pinned one, a run of the DAG
+  qubinode_dag_repo_promote validates and pins the pushed commit while that DAG is unpaused), checked
+  against the repository's own secret (the password of the connection `qubinode_webhook_<bundle>`) when
+  it has one, else the stack's (connection `qubinode_webhook`, or the
   variable `qubinode_webhook_secret`). The body is read up to MAX_BODY and no further (413); unsigned or
   badly signed: 401; signed but malformed: 400; a delivery already taken (same signed body): 409; a
   repository that is not registered: 404. In each of these cases nothing else happens.
@@ -22,6 +24,7 @@ import logging
 import re
 from typing import Any
 
+from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -36,6 +39,13 @@ DELIVERY_EVENT = "qubinode.webhook.delivery"
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 # A cookie-authenticated POST must carry this header, which a cross-site form cannot send.
 CSRF_HEADER = "X-Qubinode-Request"
+# The DAG that validates and pins the commit of a push to a pinned repository (the dag_repos playbook).
+PROMOTE_DAG = "qubinode_dag_repo_promote"
+# The DAG that validates the head of a merge request and reports a commit status (deploys nothing).
+REVIEW_DAG = "qubinode_dag_repo_review"
+REVIEW_EVENTS = ("pull_request", "merge request hook")
+PR_ACTIONS = ("opened", "synchronize", "reopened")
+MR_ACTIONS = ("open", "update", "reopen")
 
 
 def _connection_password(conn_id: str) -> str | None:
@@ -109,7 +119,7 @@ def check_push(payload: dict[str, Any]) -> None:
     if not isinstance(ref, str) or not ref.startswith(("refs/heads/", "refs/tags/")) or len(ref) > 255:
         raise HTTPException(400, "'ref' must be a branch or tag ref (refs/heads/... or refs/tags/...)")
     after = payload.get("after")
-    if not isinstance(after, str) or not SHA_RE.match(after):
+    if not isinstance(after, str) or not SHA_RE.fullmatch(after):
         raise HTTPException(400, "'after' must be the 40-character commit SHA the push ends at")
 
 
@@ -132,13 +142,97 @@ def _session():
     return create_session()
 
 
-def refresh(name: str, entry: dict[str, Any], session) -> dict[str, Any]:
+def refresh(name: str, entry: dict[str, Any], session, commit: str | None = None, why: str = "sync",
+            who: str | None = None) -> dict[str, Any]:
+    """A repository that follows its ref: ask the dag-processors to refresh it. A pinned one: a run of the
+    promote DAG validates `commit` (None: the head of its ref) and pins it when it passes."""
     if entry.get("pin", True):
-        # A pinned bundle serves exactly its validated commit; moving it is airflow_dag_repo's job.
-        return {"bundle": name, "action": "none", "pinned_commit": entry.get("commit"),
-                "detail": "pinned: run airflow_dag_repo (or the dag_repos playbook) to validate and pin the push"}
+        return promote(name, entry, session, commit, why, who)
     rel = registry.request_refresh(session, name)
     return {"bundle": name, "action": "refresh", "file": rel}
+
+
+def promote(name: str, entry: dict[str, Any], session, commit: str | None, why: str,
+            who: str | None) -> dict[str, Any]:
+    if commit and commit == entry.get("commit"):
+        return _none(name, entry, "pinned at this commit already")
+    return start_run(PROMOTE_DAG, name, entry, session, {"name": name, "commit": commit}, why, who,
+                     "%s of %s" % (why, (commit or "the head of " + str(entry.get("ref")))[:40]),
+                     "pinned: run airflow_dag_repo (or the dag_repos playbook) to validate and pin the push")
+
+
+def review(name: str, entry: dict[str, Any], session, head: dict[str, Any]) -> dict[str, Any]:
+    """A merge request's head: a run of the review DAG validates it and reports a commit status."""
+    conf = {"name": name, "commit": head["commit"], "review_ref": head["review_ref"], "status": head["status"]}
+    return start_run(REVIEW_DAG, name, entry, session, conf, "review", "webhook",
+                     "review of %s (%s)" % (head["commit"][:12], head["review_ref"]),
+                     "merge request not checked")
+
+
+def _none(name: str, entry: dict[str, Any], detail: str) -> dict[str, Any]:
+    return {"bundle": name, "action": "none", "pinned_commit": entry.get("commit") if entry.get("pin", True) else None,
+            "detail": detail}
+
+
+def start_run(dag_id: str, name: str, entry: dict[str, Any], session, conf: dict[str, Any], why: str,
+              who: str | None, note: str, without: str) -> dict[str, Any]:
+    """A run of `dag_id` (promote or review) with `conf`, when that DAG is served and unpaused; else what to do."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.models.dag import DagModel
+    from airflow.utils import timezone
+    from airflow.utils.types import DagRunTriggeredByType
+
+    dag = session.get(DagModel, dag_id)
+    if dag is None or dag.is_stale:
+        return _none(name, entry, "%s; with the example DAGs served, the DAG %s does it on each event" % (without, dag_id))
+    if dag.is_paused:
+        return _none(name, entry, "%s: unpause the DAG %s to turn this on" % (without, dag_id))
+    if entry.get("git_conn_id"):
+        return _none(name, entry, "%s: the repository has credentials (connection %s), which the DAG %s does "
+                                  "not take; run the dag_repos playbook with them" % (without, entry["git_conn_id"], dag_id))
+    now = timezone.utcnow()
+    run = trigger_dag(dag_id, triggered_by=DagRunTriggeredByType.REST_API, triggering_user_name=who,
+                      run_id="%s__%s__%s__%s" % (why, name, (conf.get("commit") or "head")[:12],
+                                                 now.strftime("%Y%m%dT%H%M%S.%f")),
+                      conf=conf, run_after=now, note=note, session=session)
+    return {"bundle": name, "action": "review" if dag_id == REVIEW_DAG else "validate", "commit": conf.get("commit"),
+            "dag_id": dag_id, "dag_run_id": run.run_id if run else None}
+
+
+def review_head(event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The head of the merge request a GitHub pull_request or GitLab merge request event names, checked (400
+    when malformed); None for an action that needs no check (closed, labeled, merge, ...)."""
+    from qubinode_airflow.repos.status import StatusError, checked_target
+
+    if event == "pull_request":
+        pr, repo = payload.get("pull_request"), payload.get("repository")
+        if payload.get("action") not in PR_ACTIONS:
+            return None
+        if not isinstance(pr, dict) or not isinstance(repo, dict):
+            raise HTTPException(400, "'pull_request' and 'repository' must be objects")
+        number, head = pr.get("number"), (pr.get("head") or {}).get("sha")
+        branch, target = (pr.get("base") or {}).get("ref"), {"kind": "github", "repository": repo.get("full_name")}
+        review_ref = "refs/pull/%s/head" % number
+    else:
+        attrs, project = payload.get("object_attributes"), payload.get("project")
+        if not isinstance(attrs, dict) or not isinstance(project, dict):
+            raise HTTPException(400, "'object_attributes' and 'project' must be objects")
+        if attrs.get("action") not in MR_ACTIONS:
+            return None
+        number, head = attrs.get("iid"), (attrs.get("last_commit") or {}).get("id")
+        branch, target = attrs.get("target_branch"), {"kind": "gitlab", "repository": project.get("id")}
+        review_ref = "refs/merge-requests/%s/head" % number
+    if not isinstance(number, int) or isinstance(number, bool) or not 0 < number < 10 ** 10:
+        raise HTTPException(400, "the merge request's number must be a positive integer")
+    if not isinstance(head, str) or not SHA_RE.fullmatch(head):
+        raise HTTPException(400, "the merge request's head must be a 40-character commit SHA")
+    if not isinstance(branch, str) or not 0 < len(branch) <= 255:
+        raise HTTPException(400, "the merge request's target branch must be a branch name")
+    try:
+        status = checked_target(target)
+    except StatusError as e:
+        raise HTTPException(400, str(e)) from None
+    return {"commit": head, "review_ref": review_ref, "branch": branch, "status": status}
 
 
 def _user_dependency(method: str):
@@ -172,6 +266,30 @@ def authorised_bundles(payload, body: bytes, headers, repos) -> tuple[bool, list
     return stack_ok, names, allowed, scheme
 
 
+def review_event(session, event, payload, body, repos, names, allowed):
+    head = review_head(event, payload)
+    if head is None:
+        return JSONResponse({"status": "ignored", "detail": "action %r needs no check" % (
+            payload.get("action") or (payload.get("object_attributes") or {}).get("action"))}, status_code=202)
+    if not names:
+        urls = registry.push_urls(payload)
+        raise HTTPException(404, "no registered DAG repository has the URL %s" % (urls[:1] or ["(none)"])[0])
+    if not remember_delivery(session, body):
+        raise HTTPException(409, "this delivery was taken before: a replay changes nothing")
+    results = []
+    for name in names:
+        if name not in allowed:
+            results.append(_none(name, repos[name], "the repository has a secret of its own; this delivery is "
+                                                    "not signed with it"))
+        elif repos[name].get("ref") != head["branch"]:
+            results.append(_none(name, repos[name], "merge request into %s; the bundle serves %s"
+                                 % (head["branch"], repos[name].get("ref"))))
+        else:
+            results.append(review(name, repos[name], session, head))
+    log.info("webhook %s %s@%s: %s", event, names, head["commit"][:12], results)
+    return JSONResponse({"status": "accepted", "bundles": results}, status_code=202)
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="qubinode.airflow DAG repositories", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -194,6 +312,8 @@ def create_app() -> FastAPI:
                 raise HTTPException(400, "the body is not a JSON object")
             if event == "ping":
                 return {"status": "pong"}
+            if event in REVIEW_EVENTS:
+                return review_event(session, event, payload, body, repos, names, allowed)
             if event not in ("push", "push hook", "tag_push", "tag push hook"):
                 return JSONResponse({"status": "ignored", "detail": "event %r is not a push" % event},
                                     status_code=202)
@@ -214,7 +334,7 @@ def create_app() -> FastAPI:
                     results.append({"bundle": name, "action": "none",
                                     "detail": "push to %s; the bundle serves %s" % (ref, repos[name].get("ref"))})
                 else:
-                    results.append(refresh(name, repos[name], session))
+                    results.append(refresh(name, repos[name], session, payload["after"], "push", "webhook"))
         log.info("webhook push %s@%s: %s", names, payload["after"][:12], results)
         return JSONResponse({"status": "accepted", "bundles": results}, status_code=202)
 
@@ -225,14 +345,14 @@ def create_app() -> FastAPI:
             return {"repositories": registry.status(session)}
 
     @app.post("/repos/{name}/sync", dependencies=[_user_dependency("PUT")])
-    def sync(name: str, request: Request):
+    def sync(name: str, request: Request, user: GetUserDep):
         if not request.headers.get("authorization") and request.headers.get(CSRF_HEADER) != "1":
             raise HTTPException(403, "a browser request needs the %s: 1 header" % CSRF_HEADER)
         with _session() as session:
             repos = _registry(session)
             if name not in repos:
                 raise HTTPException(404, "no registered DAG repository named %r" % name)
-            return JSONResponse(refresh(name, repos[name], session), status_code=202)
+            return JSONResponse(refresh(name, repos[name], session, who=user.get_name()), status_code=202)
 
     @app.get("/ui", response_class=HTMLResponse, dependencies=[_user_dependency("GET")])
     def page():

@@ -44,14 +44,21 @@ def test_entries_come_back_checked_and_in_priority_order(run_playbook, tmp_path)
             priority: 10
             namespace: core
             credentials: vault_git_platform
-    """)
+          - name: pushed
+            url: https://git.example.com/p.git
+            commit: "%s"
+            forward_only: true
+            priority: 200
+    """ % ("ab" * 20))
     assert result.rc == 0, result.output
     got = repos(result)
-    assert [r["name"] for r in got] == ["platform", "team-b"]
+    assert [r["name"] for r in got] == ["platform", "team-b", "pushed"]
     assert got[0] == dict(name="platform", namespace="core", url="https://git.example.com/platform.git",
                           ref="release", subdir="dags", import_paths=["plugins", "lib/shared"], priority=10,
                           credentials="vault_git_platform",
-                          refresh_interval=None, pin=True, validation_network=False)
+                          refresh_interval=None, pin=True, validation_network=False, commit=None,
+                          forward_only=False, review_ref=None)
+    assert got[2]["commit"] == "ab" * 20 and got[2]["forward_only"] is True
     assert got[1]["namespace"] == "team-b" and got[1]["ref"] == "v2.0" and got[1]["priority"] == 100
     assert "not-printed-123" not in result.output
 
@@ -74,6 +81,11 @@ def test_entries_come_back_checked_and_in_priority_order(run_playbook, tmp_path)
     ("- {name: a, url: 'https://g.example.com/u.git', import_paths: plugins}", "field 'import_paths' must be a list"),
     ("- {name: a, url: 'https://g.example.com/u.git', branch: '--upload-pack=id'}", "field 'branch'"),
     ("- {name: a, url: /etc}", "field 'url' '/etc' is a path on this host"),
+    ("- {name: a, url: 'https://g.example.com/u.git', commit: '--all'}", "field 'commit' '--all': give the full 40-character"),
+    ("- {name: a, url: 'https://g.example.com/u.git', forward_only: true}", "field 'forward_only' needs field 'commit'"),
+    ("- {name: a, url: 'https://g.example.com/u.git', review_ref: refs/pull/1/head}", "field 'review_ref' needs field 'commit'"),
+    ("- {name: a, url: 'https://g.example.com/u.git', commit: '%s', review_ref: refs/heads/main}" % ("a" * 40),
+     "field 'review_ref' 'refs/heads/main': give the head of a merge request"),
     ("- {name: a, url: 'https://me:hunter2@g.example.com/u.git'}", "field 'url' holds credentials"),
 ])
 def test_bad_entries_name_the_file_entry_and_field(run_playbook, tmp_path, entries, message):

@@ -217,6 +217,107 @@ def test_fetch_and_export_a_subdir_at_a_commit(upstream, tmp_path):
     g.close()
 
 
+class PushModule(Runner):
+    """An AnsibleModule as DagRepo.forward_commit reads it, with git run for real."""
+
+    def __init__(self, params, check_mode=False):
+        self.params = params
+        self.check_mode = check_mode
+        self._diff = False
+        self.warnings = []
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+
+
+def push_repo(upstream, tmp_path, commit, check_mode=False, **kw):
+    from ansible_collections.qubinode.airflow.plugins.modules import airflow_dag_repo as mod
+
+    params = dict(api_url="http://127.0.0.1:9", api_username="admin", api_password="x", api_token=None,
+                  validate_certs=True, ca_path=None, api_timeout=1.0, api_retries=0, name="team_a",
+                  url=upstream["url"], ref="main", commit=commit, forward_only=True, token=None,
+                  ssh_private_key=None, username="x-access-token", work_dir=str(tmp_path / "repos"))
+    params.update(kw)
+    module = PushModule(params, check_mode)
+    repo = mod.DagRepo(module)
+    return repo, dr.Git(module, upstream["url"], workdir=str(tmp_path))
+
+
+def test_a_push_newer_than_the_pin_is_pinned_and_an_older_one_is_superseded(upstream, tmp_path):
+    (tmp_path / "repos" / "team_a").mkdir(parents=True)
+    repo, g = push_repo(upstream, tmp_path, upstream["head"])
+    assert repo.forward_commit(g, {"commit": upstream["v1"]}) == upstream["head"]
+    assert repo.result["superseded"] is False
+    # The older push finishes after the newer one: the newer one stays pinned.
+    repo, g = push_repo(upstream, tmp_path, upstream["v1"])
+    assert repo.forward_commit(g, {"commit": upstream["head"]}) == upstream["head"]
+    assert repo.result["superseded"] is True
+    assert "older than the pinned" in repo.module.warnings[0]
+    # A repository not registered yet takes the push.
+    repo, g = push_repo(upstream, tmp_path, upstream["v1"])
+    assert repo.forward_commit(g, None) == upstream["v1"]
+
+
+def test_forward_only_without_a_commit_is_refused_before_anything(upstream, tmp_path):
+    repo, g = push_repo(upstream, tmp_path, None, subdir=None, test_dir="tests", import_paths=[], state="present")
+    g.close()
+    with pytest.raises(dr.RepoError, match="forward_only needs commit"):
+        repo.check_input()
+    assert not (tmp_path / "repos").exists()
+
+
+def test_the_head_of_a_merge_request_is_fetched_only_into_a_review_mirror(upstream, tmp_path):
+    work = upstream["work"]
+    git("checkout", "-q", "-b", "feature", cwd=work)
+    (work / "dags" / "review.py").write_text("r = 1\n")
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "review", cwd=work)
+    head = git("rev-parse", "HEAD", cwd=work)
+    git("push", "-q", str(upstream["bare"]), "HEAD:refs/pull/7/head", cwd=work)  # as GitHub publishes it
+    g = dr.Git(Runner(), upstream["url"], workdir=str(tmp_path))
+    mirror, review = str(tmp_path / "mirror.git"), str(tmp_path / "review.git")
+    g.fetch(mirror)
+    with pytest.raises(dr.RepoError, match="commit %s is not in" % head):
+        g.export(mirror, head, "dags", str(tmp_path / "stage"))
+    g.fetch(review, extra_refs=("refs/pull/7/head",))
+    assert sorted(os.listdir(g.export(review, head, "dags", str(tmp_path / "stage2")))) == ["one.py", "review.py", "two.py"]
+    assert git("--git-dir", review, "rev-parse", "refs/pull/7/head") == head
+    g.close()
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/main", "refs/pull/0/head", "refs/pull/1/merge", "--upload-pack=x",
+                                 "refs/merge-requests/1/head:refs/heads/main", "refs/pull/1/head/../../x"])
+def test_a_review_ref_is_the_head_of_a_merge_request_or_refused(ref):
+    from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input import InputError, check_review_ref
+
+    with pytest.raises(InputError, match="review_ref .*refs/pull/<number>/head"):
+        check_review_ref(ref)
+    assert check_review_ref("refs/merge-requests/12/head") == "refs/merge-requests/12/head"
+
+
+def test_a_push_commit_that_is_not_on_the_ref_is_refused(upstream, tmp_path):
+    work = upstream["work"]
+    git("checkout", "-q", "-b", "side", upstream["v1"], cwd=work)
+    (work / "dags" / "side.py").write_text("z = 3\n")
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "side", cwd=work)
+    git("push", "-q", str(upstream["bare"]), "side", cwd=work)
+    side = git("rev-parse", "HEAD", cwd=work)
+    (tmp_path / "repos" / "team_a").mkdir(parents=True)
+    repo, g = push_repo(upstream, tmp_path, side)
+    with pytest.raises(dr.RepoError, match="commit %s is not on main .*still serving %s" % (side[:12], upstream["v1"][:12])):
+        repo.forward_commit(g, {"commit": upstream["v1"]})
+
+
+def test_a_push_to_a_repository_with_credentials_needs_them_given(upstream, tmp_path):
+    repo, g = push_repo(upstream, tmp_path, upstream["head"])
+    with pytest.raises(dr.RepoError, match="registered with credentials .*qubinode_git_team_a.*give them again"):
+        repo.forward_commit(g, {"commit": upstream["v1"], "git_conn_id": "qubinode_git_team_a"})
+    repo, g = push_repo(upstream, tmp_path, upstream["head"], check_mode=True)
+    assert repo.forward_commit(g, {"commit": upstream["v1"]}) == upstream["head"]
+    assert not (tmp_path / "repos").exists()  # check mode fetched nothing
+
+
 def test_git_runs_no_hook_or_fsmonitor_a_repository_carries(upstream, tmp_path):
     """Hooks and code-running config planted in the mirror (as a non-root user could when the mirror
     lay in a directory it could write) are never run by root's git."""
@@ -372,32 +473,87 @@ def test_bundles_env_is_written_once_and_read_back(confdir):
     changed, restarted, bundles = dr.apply_to_host(Runner(), registry, str(confdir), USER, False)
     assert changed and set(restarted) == CORE_UNITS
     assert [b["name"] for b in bundles] == ["dags-folder", "platform"]
-    assert bundles[1]["kwargs"]["tracking_ref"] == "a" * 40 and bundles[1]["classpath"] == dr.GIT_BUNDLE
+    # The commit is in root's pin file, which the bundle reads; the list names the branch it was validated from.
+    assert bundles[1]["classpath"] == dr.PINNED_BUNDLE and bundles[1]["kwargs"]["tracking_ref"] == "main"
+    pin = confdir / "bundle-pins" / "platform"
+    assert bundles[1]["kwargs"]["pin_file"] == str(pin) and pin.read_text() == "a" * 40 + "\n"
+    assert oct(os.stat(pin).st_mode & 0o777) == "0o644" and os.stat(pin).st_uid == os.geteuid()
+    assert oct(os.stat(pin.parent).st_mode & 0o777) == "0o755"
     assert dr.read_env_file(str(confdir / "bundles.env")) == bundles
     assert oct(os.stat(confdir / "bundles.env").st_mode & 0o777) == "0o644"
     assert dr.apply_to_host(Runner(), registry, str(confdir), USER, False) == (False, [], bundles)
 
 
 def test_a_repository_with_import_paths_is_served_by_the_bundle_that_puts_them_on_sys_path(confdir):
-    registry = {"platform": repo("a" * 40, import_paths=["plugins"]), "plain": repo("b" * 40)}
+    registry = {"platform": repo("a" * 40, import_paths=["plugins"], pin=False), "plain": repo("b" * 40, pin=False),
+                "pinned": repo("c" * 40, import_paths=["lib"])}
     _changed, _restarted, bundles = dr.apply_to_host(Runner(), registry, str(confdir), USER, False)
     served = dict((b["name"], b) for b in bundles)
     assert served["platform"]["classpath"] == dr.IMPORT_PATHS_BUNDLE
     assert served["platform"]["kwargs"]["import_paths"] == ["plugins"]
     assert served["plain"]["classpath"] == dr.GIT_BUNDLE and "import_paths" not in served["plain"]["kwargs"]
+    # The pinned bundle's class derives from the import-paths one.
+    assert served["pinned"]["classpath"] == dr.PINNED_BUNDLE and served["pinned"]["kwargs"]["import_paths"] == ["lib"]
     # A new URL still drops the clones of the bundle, whichever class serves it.
     assert ("platform", "bare") in dr.stale_clones([], bundles)
 
 
-def test_a_new_pin_restarts_the_dag_processor_only_and_drops_its_stale_clone(confdir):
+class ParseApi:
+    """The calls of a refresh request: the bundle's DAGs (with their file tokens), then a parse of each file."""
+
+    def __init__(self, tokens=("tok-1", "tok-2", "tok-1")):
+        self.tokens, self.calls = tokens, []
+
+    def list_all(self, path, key, query=None):
+        self.calls.append(("LIST", path, query))
+        return [{"dag_id": "d%d" % n, "file_token": t} for n, t in enumerate(self.tokens)]
+
+    def request(self, method, path, query=None):
+        self.calls.append((method, path, query))
+
+
+def test_a_new_pin_restarts_nothing_and_asks_the_dag_processor_to_refresh_the_bundle(confdir):
     dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, False)
-    stale = confdir / "bundles" / "platform" / "tracking_repo"
-    stale.mkdir(parents=True)
-    (confdir / "bundles" / "platform" / "versions").mkdir()
-    changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), USER, False)
+    clone = confdir / "bundles" / "platform" / "tracking_repo"
+    clone.mkdir(parents=True)
+    Runner.systemctl.clear()
+    api = ParseApi()
+    changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), USER, False,
+                                              api=api)
+    assert changed and restarted == [] and Runner.systemctl == []
+    assert (confdir / "bundle-pins" / "platform").read_text() == "b" * 40 + "\n"
+    # Every file of the bundle is parsed again (two DAGs of one file: one request), not only the new ones.
+    assert api.calls == [("LIST", "dags", {"bundle_name": "platform"}), ("PUT", "parseDagFile/tok-1", None),
+                         ("PUT", "parseDagFile/tok-2", None)]
+    assert clone.exists()  # the bundle fetches the new pin into its checkout itself
+    # The same pin again: nothing to do, nothing asked.
+    assert dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), USER, False, api=api)[0] is False
+    assert len(api.calls) == 3
+
+
+def test_a_new_pin_of_a_bundle_without_a_dag_restarts_the_dag_processor_only(confdir):
+    dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, False)
+    changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), USER, False,
+                                              api=ParseApi(tokens=()))
     assert changed and restarted == ["airflow-dag-processor"]
-    assert not stale.exists() and (confdir / "bundles" / "platform" / "versions").exists()
     assert Runner.systemctl[-2:] == [["stop", "airflow-dag-processor"], ["start", "airflow-dag-processor"]]
+
+
+def test_a_planted_pin_is_replaced_never_followed_and_a_linked_pin_directory_is_refused(confdir, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    (confdir / "bundle-pins").mkdir(mode=0o755)
+    os.symlink(victim, confdir / "bundle-pins" / "platform")
+    os.symlink(victim, confdir / "bundle-pins" / "gone")
+    dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, False)
+    pin = confdir / "bundle-pins" / "platform"
+    assert not pin.is_symlink() and pin.read_text() == "a" * 40 + "\n"
+    assert not os.path.lexists(confdir / "bundle-pins" / "gone") and victim.read_text() == "keep\n"
+    shutil.rmtree(confdir / "bundle-pins")
+    os.symlink(tmp_path, confdir / "bundle-pins")
+    with pytest.raises(dr.RepoError, match="the pin directory: .*bundle-pins is a symbolic link"):
+        dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), USER, False)
+    assert not (tmp_path / "platform").exists()
 
 
 def fake_proc(tmp_path, *titles):
@@ -465,7 +621,9 @@ def test_stale_clones_are_removed_as_the_airflow_user_never_through_a_planted_li
         (confdir / "airflow.cfg").write_text(cfg)
         registry = {"platform": repo("a" * 40), "team": repo("a" * 40, url="https://git.example.com/t.git")}
         dr.apply_to_host(Runner(), registry, str(confdir), owner, False)
-        registry = {"platform": repo("b" * 40), "team": repo("b" * 40, url="https://git.example.com/t.git")}
+        # Another branch: the tracking checkout of the old one is stale.
+        registry = {"platform": repo("b" * 40, ref="release"),
+                    "team": repo("b" * 40, ref="release", url="https://git.example.com/t.git")}
         os.makedirs(os.path.join(storage, "platform", "tracking_repo"), exist_ok=True)
         os.lchown(os.path.join(storage, "platform", "tracking_repo"), 65534, 65534)
         dr.apply_to_host(Runner(), registry, str(confdir), owner, False)
@@ -498,14 +656,17 @@ def test_a_new_or_moved_repository_drops_all_its_old_clones(confdir):
 def test_check_mode_reports_and_writes_nothing(confdir):
     changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, True)
     assert changed and restarted
-    assert not (confdir / "bundles.env").exists()
+    assert not (confdir / "bundles.env").exists() and not (confdir / "bundle-pins").exists()
+    dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, False)
+    assert dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(confdir), USER, True)[0] is True
+    assert (confdir / "bundle-pins" / "platform").read_text() == "a" * 40 + "\n"
 
 
 def test_removing_the_last_repository_removes_the_file(confdir):
     dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(confdir), USER, False)
     changed, restarted, bundles = dr.apply_to_host(Runner(), {}, str(confdir), USER, False)
     assert changed and set(restarted) == CORE_UNITS and bundles == BASE
-    assert not (confdir / "bundles.env").exists()
+    assert not (confdir / "bundles.env").exists() and os.listdir(confdir / "bundle-pins") == []
     assert dr.apply_to_host(Runner(), {}, str(confdir), USER, False)[0] is False
 
 
@@ -551,10 +712,12 @@ def test_a_containerised_host_restarts_its_containers(podman_confdir):
     assert set(Runner.podman[0][1:]) == CORE_UNITS == set(Runner.podman[1][1:])
 
 
-def test_a_new_pin_restarts_the_dag_processor_container_only(podman_confdir):
+def test_a_new_pin_restarts_no_container(podman_confdir):
     dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(podman_confdir), USER, False)
-    dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(podman_confdir), USER, False)
-    assert Runner.podman[-2:] == [["stop", "airflow-dag-processor"], ["start", "airflow-dag-processor"]]
+    Runner.podman.clear()
+    api = ParseApi()
+    assert dr.apply_to_host(Runner(), {"platform": repo("b" * 40)}, str(podman_confdir), USER, False, api=api)[1] == []
+    assert Runner.podman == [] and api.calls[-1] == ("PUT", "parseDagFile/tok-2", None)
 
 
 def test_a_failed_container_restart_is_reported(podman_confdir):

@@ -1,0 +1,53 @@
+# Copyright (c) qubinode.airflow contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Validate and pin the pushed commit of a pinned DAG repository: push to validated deploy.
+
+The webhook (POST /qubinode/webhook) triggers a run for every signed push to the branch of a pinned
+repository, with the conf {"name": <bundle>, "commit": <the push's SHA>}, while this DAG is unpaused;
+"sync" on the DAG repositories page triggers one without a commit (the head of the branch). The run hands
+the repository's registered entry to the collection's dag_repos playbook, which fetches the commit as root,
+validates it in the sandbox and pins it only when it passes. A refused commit fails the run with the
+findings in its log, and the commit pinned before keeps serving. Runs go one at a time, and a push older
+than the pinned commit changes nothing, so pushes end with the newest valid commit served.
+
+The api-server and this DAG only ask: the values of the registry and the conf are checked again by the
+playbook's manifest lookup and by the module, as root, before git runs.
+
+The connection `qubinode_stack` (type qubinode_ansible) holds the stack's inventory, SSH user and key.
+A repository registered with credentials is refused here: run the dag_repos playbook with them.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, Param, task
+
+from qubinode_airflow.ansible.operators import AnsiblePlaybookOperator
+from qubinode_airflow.repos.registry import repo_dag_args
+
+_ARGS = repo_dag_args()
+_ARGS["params"].update({
+    "commit": Param(None, type=["null", "string"], pattern=r"^[0-9a-f]{40}$"),
+})
+
+with DAG(
+    "qubinode_dag_repo_promote",
+    description="Validate and pin a push to a pinned git repository of DAGs (the dag_repos playbook)",
+    **_ARGS,
+) as dag:
+
+    @task
+    def manifest(params=None) -> list[dict]:
+        """The registered entry of the repository, as the dag_repos playbook's manifest entry."""
+        from airflow.sdk import Variable
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from qubinode_airflow.repos.registry import REGISTRY_KEY, promote_entry
+
+        try:
+            return [promote_entry(Variable.get(REGISTRY_KEY, default={}, deserialize_json=True),
+                                  params["name"], params.get("commit"))]
+        except ValueError as e:
+            raise AirflowFailException(str(e)) from e
+
+    AnsiblePlaybookOperator(task_id="validate_and_pin", playbook="qubinode.airflow.dag_repos",
+                            ansible_conn_id="qubinode_stack", extra_vars={"dag_repos": manifest()})
