@@ -80,8 +80,9 @@ options:
         ancestor of the head) and does not go back from the pinned commit. An older commit than the pinned one
         changes nothing and returns RV(superseded=true), so pushes promoted one after the other end with the
         newest valid commit served, whatever order they finish in; a commit that is not on O(ref) is refused.
-      - The repository's registered credentials are kept as they are; a repository that has some (its
-        connection C(qubinode_git_<name>)) needs them given again in O(token) or O(ssh_private_key).
+      - A repository registered with credentials (its connection C(qubinode_git_<name>)) needs them given again in
+        O(token) or O(ssh_private_key); the example DAG C(qubinode_dag_repo_promote) reads them from that
+        connection and gives them.
       - Requires O(commit); check mode only compares the commit with the pinned one.
     type: bool
     default: false

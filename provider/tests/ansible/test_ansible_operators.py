@@ -72,6 +72,65 @@ def test_collection_role_check_apply_rerun(run_dag, tmp_path, capfd):
         assert value not in log
 
 
+def test_git_credentials_reach_the_play_from_a_connection_and_nothing_airflow_stores(run_dag, connection, tmp_path,
+                                                                                    capfd):
+    """What the promote and review DAGs do for a repository registered with credentials: an upstream task names
+    the connection (XCom holds its id only), the operator reads it when it runs and hands the play a variable."""
+    token = "glpat-qa-" + "7" * 20
+    connection("qubinode_git_private", conn_type="git", login="oauth2", password=token)
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nqa-not-a-key-31337\n-----END OPENSSH PRIVATE KEY-----"
+    connection("qubinode_git_keyed", conn_type="git", extra={"private_key": key})
+    out = tmp_path / "creds.json"
+    playbook = tmp_path / "creds.yml"
+    playbook.write_text('- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy:\n'
+                        '        dest: "%s"\n        mode: "0600"\n'
+                        '        content: "{{ {\'https\': repo_cred, \'ssh\': keyed_cred} | to_json }}"\n' % out)
+    body = f"""
+        import pendulum
+        from airflow.sdk import DAG, task
+        from qubinode_airflow.ansible.operators import AnsiblePlaybookOperator
+        with DAG("git_creds", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+            @task(multiple_outputs=True)
+            def names():
+                return {{"creds": {{"repo_cred": "qubinode_git_private", "keyed_cred": "qubinode_git_keyed"}}}}
+            AnsiblePlaybookOperator(task_id="play", playbook={str(playbook)!r}, inventory={LOCAL!r},
+                                    extra_vars={{"who": "x"}}, git_credentials=names()["creds"])
+    """
+    run, tis = run_dag("git_creds", body)
+    assert run.state == "success"
+    import json
+    assert json.loads(out.read_text()) == {"https": {"token": token, "username": "oauth2"},
+                                           "ssh": {"ssh_private_key": key}}
+    log = capfd.readouterr()
+    assert token not in log.out + log.err and "qa-not-a-key" not in log.out + log.err
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    with create_session() as session:
+        stored = [str(r.rendered_fields) for r in session.query(RenderedTaskInstanceFields).filter_by(run_id=run.run_id)]
+        stored += [str(XComModel.deserialize_value(r)) for r in session.query(XComModel).filter_by(run_id=run.run_id)]
+    assert any("qubinode_git_private" in s for s in stored), stored
+    assert not any(token in s or "qa-not-a-key" in s for s in stored)
+
+
+@pytest.mark.parametrize("name", ["ansible_password", "1abc", "a-b", "x" * 101])
+def test_a_git_credentials_variable_must_be_a_plain_variable_name(name):
+    from qubinode_airflow.ansible.operators import AnsiblePlaybookOperator
+    op = AnsiblePlaybookOperator(task_id="t", playbook="p.yml", git_credentials={name: "qubinode_git_x"})
+    with pytest.raises(ValueError, match="is not a variable name a play may be given"):
+        op.execute({})
+
+
+def test_a_git_connection_without_credentials_is_a_clear_error(connection):
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowException
+
+    from qubinode_airflow.ansible.hook import git_credentials
+    connection("qubinode_git_empty", conn_type="git", host="https://git.example.com/x.git")
+    with pytest.raises(AirflowException, match="'qubinode_git_empty' holds no git credentials"):
+        git_credentials(BaseHook.get_connection("qubinode_git_empty"))
+
+
 def test_failure_names_host_task_and_message(run_dag, tmp_path):
     store = tmp_path / "secrets.yml"
     # A Fernet key the role refuses: the run fails at the role's check, before anything is written.

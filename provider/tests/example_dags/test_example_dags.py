@@ -50,7 +50,7 @@ def test_promote_wiring():
 def test_promote_entry_hands_on_the_registered_entry_and_the_push():
     import pytest
 
-    from qubinode_airflow.repos.registry import promote_entry
+    from qubinode_airflow.repos.registry import promote_credentials, promote_entry
 
     sha = "ab" * 20
     registry = {"team": {"url": "https://git.example.com/t.git", "ref": "main", "pin": True, "commit": "cd" * 20,
@@ -64,9 +64,15 @@ def test_promote_entry_hands_on_the_registered_entry_and_the_push():
         "import_paths": ["plugins"], "refresh_interval": 60, "commit": sha, "forward_only": True}
     # "Sync now" on the page: the head of the ref, validated like any registration.
     assert "commit" not in promote_entry(registry, "team", None)
+    # Registered with credentials: the playbook gets them in a variable, read from the repository's own connection.
+    assert promote_entry(registry, "private", sha)["credentials"] == "qubinode_dag_repo_credentials"
+    assert promote_credentials(registry, "private") == {"qubinode_dag_repo_credentials": "qubinode_git_private"}
+    assert promote_credentials(registry, "team") == {} and "credentials" not in promote_entry(registry, "team", sha)
+    registry["private"]["git_conn_id"] = "qubinode_stack"
     for name, commit, says in (("nope", sha, "nope is not a registered DAG repository"),
                                ("follows", sha, "follows is not pinned"),
-                               ("private", sha, "connection qubinode_git_private"),
+                               ("private", sha, "names the connection 'qubinode_stack' for its credentials, not "
+                                                "qubinode_git_private"),
                                ("team", "--all", "is not a full 40-character SHA")):
         with pytest.raises(ValueError, match=says):
             promote_entry(registry, name, commit)

@@ -105,8 +105,10 @@ class AnsibleHook(BaseHook):
             f.write(content)
         return path
 
-    def prepare(self, workdir: str, inventory: Any = None, extra_vars: dict | None = None) -> tuple[list[str], dict]:
-        """Write inventory, credentials and extra vars into workdir; return (ansible-playbook args, env)."""
+    def prepare(self, workdir: str, inventory: Any = None, extra_vars: dict | None = None,
+                secret_vars: dict | None = None) -> tuple[list[str], dict]:
+        """Write inventory, credentials and extra vars (with `secret_vars`, whose values the masker learns
+        first) into workdir; return (ansible-playbook args, env)."""
         conn = self.get_connection(self.ansible_conn_id) if self.ansible_conn_id else None
         extra = conn.extra_dejson if conn else {}
         args: list[str] = []
@@ -159,9 +161,11 @@ class AnsibleHook(BaseHook):
 
         env_dir = os.path.join(workdir, "env")
         os.makedirs(env_dir, mode=0o700)
-        if extra_vars:
+        for value in _leaves(secret_vars):
+            mask_secret(value)
+        if extra_vars or secret_vars:
             # A file, not -e on the command line, which other users of the host could read.
-            self._write(os.path.join(env_dir, "extravars"), json.dumps(extra_vars))
+            self._write(os.path.join(env_dir, "extravars"), json.dumps(dict(extra_vars or {}, **(secret_vars or {}))))
         return args, env
 
     # -- the run ------------------------------------------------------------------------------------
@@ -171,12 +175,13 @@ class AnsibleHook(BaseHook):
             check: bool = False, diff: bool = False, verbosity: int = 0, forks: int | None = None,
             timeout: int | None = None, envvars: dict | None = None, project_dir: str | None = None,
             files: dict[str, str] | None = None, on_line: Callable[[str], None] | None = None,
-            label: str | None = None) -> dict:
+            label: str | None = None, secret_vars: dict | None = None) -> dict:
         """Run `playbook` (a path, or a collection playbook `ns.coll.name`); return the recap per host.
 
         `files` are written into the project directory first (name -> content), for generated playbooks;
-        `label` names the run in messages (default: the playbook). Raises AnsibleRunFailed naming the
-        first failing host, task and message.
+        `label` names the run in messages (default: the playbook); `secret_vars` are extra vars that hold
+        secrets: masked in the task log and kept out of what Airflow stores. Raises AnsibleRunFailed naming
+        the first failing host, task and message.
         """
         label = label or playbook
         import ansible_runner
@@ -222,7 +227,7 @@ class AnsibleHook(BaseHook):
             return True
 
         try:
-            args, env = self.prepare(workdir, inventory, extra_vars)
+            args, env = self.prepare(workdir, inventory, extra_vars, secret_vars)
             project = project_dir or os.path.join(workdir, "project")
             os.makedirs(project, mode=0o700, exist_ok=True)
             for name, content in (files or {}).items():
@@ -282,6 +287,30 @@ class AnsibleHook(BaseHook):
         # may be before ansible-runner polls the cancel flag again.
         self.cancelled.set()
         _stop_play(self._play, STOP_GRACE)
+
+
+def git_credentials(conn: Any) -> dict[str, str]:
+    """A git connection (as airflow_dag_repo writes it, and the git provider reads it: login and password,
+    or the extra private_key) as the credentials variable of a dag_repos manifest: token (and username), or
+    ssh_private_key."""
+    key = (conn.extra_dejson or {}).get("private_key")
+    if key:
+        return {"ssh_private_key": key}
+    if conn.password:
+        return dict({"token": conn.password}, **({"username": conn.login} if conn.login else {}))
+    raise AirflowException("connection %r holds no git credentials: a token in its password field, or an SSH "
+                           "private key in its extra private_key" % conn.conn_id)
+
+
+def _leaves(value: Any) -> list[str]:
+    """Every string in a nest of mappings and lists."""
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, (list, tuple)):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return []
 
 
 def _process(pid: int) -> Any:

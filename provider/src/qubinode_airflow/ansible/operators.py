@@ -5,12 +5,15 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from qubinode_airflow.ansible.hook import AnsibleHook
+from qubinode_airflow.ansible.hook import AnsibleHook, git_credentials
+
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 
 
 class AnsiblePlaybookOperator(BaseOperator):
@@ -21,11 +24,16 @@ class AnsiblePlaybookOperator(BaseOperator):
     :param ansible_conn_id: connection of type ``qubinode_ansible`` (hosts, SSH user, key, become password).
     :param vault_conn_id: connection whose password is the Ansible Vault password.
     :param extra_vars: extra variables (templated).
+    :param git_credentials: variable name to the id of a git connection (templated): each variable holds
+        that connection's credentials as a dag_repos manifest's ``credentials`` names them (``token`` and
+        ``username``, or ``ssh_private_key``), read when the task runs, masked in its log and never in what
+        Airflow stores of the task.
     :param check: run in check mode (``--check``): nothing changes, the recap says what would.
     :return: the play recap, ``{host: {ok, changed, failed, unreachable, skipped, rescued, ignored}}``.
     """
 
-    template_fields: Sequence[str] = ("playbook", "inventory", "extra_vars", "limit", "tags", "skip_tags")
+    template_fields: Sequence[str] = ("playbook", "inventory", "extra_vars", "git_credentials", "limit", "tags",
+                                      "skip_tags")
     template_fields_renderers = {"extra_vars": "json", "inventory": "yaml"}
     ui_color = "#ee0000"
     ui_fgcolor = "#fff"
@@ -34,13 +42,15 @@ class AnsiblePlaybookOperator(BaseOperator):
                  vault_conn_id: str | None = None, extra_vars: dict | None = None, limit: str | None = None,
                  tags: str | None = None, skip_tags: str | None = None, check: bool = False, diff: bool = False,
                  verbosity: int = 0, forks: int | None = None, ansible_timeout: int | None = None,
-                 collections_path: str | None = None, envvars: dict | None = None, **kwargs):
+                 collections_path: str | None = None, envvars: dict | None = None,
+                 git_credentials: dict[str, str] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.playbook = playbook
         self.inventory = inventory
         self.ansible_conn_id = ansible_conn_id
         self.vault_conn_id = vault_conn_id
         self.extra_vars = extra_vars or {}
+        self.git_credentials = git_credentials or {}
         self.limit = limit
         self.tags = tags
         self.skip_tags = skip_tags
@@ -60,13 +70,22 @@ class AnsiblePlaybookOperator(BaseOperator):
     def execute(self, context) -> dict[str, dict[str, int]]:
         if not isinstance(self.extra_vars, dict):  # an XComArg is resolved to its value by now
             raise TypeError("extra_vars must be a mapping, got %s" % type(self.extra_vars).__name__)
+        if not isinstance(self.git_credentials, dict):
+            raise TypeError("git_credentials must be a mapping, got %s" % type(self.git_credentials).__name__)
+        for name in self.git_credentials:
+            # A variable of the play's own, never one of Ansible's connection settings.
+            if not isinstance(name, str) or not _VAR_NAME.fullmatch(name) or name.startswith("ansible_"):
+                raise ValueError("git_credentials: %r is not a variable name a play may be given (letters, digits "
+                                 "and _, not starting with a digit or ansible_)" % (name,))
         playbook, files, label = self._playbook()
         self._hook = AnsibleHook(ansible_conn_id=self.ansible_conn_id, vault_conn_id=self.vault_conn_id,
                                  collections_path=self.collections_path)
+        secret_vars = {name: git_credentials(self._hook.get_connection(conn_id))
+                       for name, conn_id in self.git_credentials.items()}
         recap = self._hook.run(playbook, self.inventory, self.extra_vars, limit=self.limit, tags=self.tags,
                                skip_tags=self.skip_tags, check=self.check, diff=self.diff,
                                verbosity=self.verbosity, forks=self.forks, timeout=self.ansible_timeout,
-                               envvars=self.envvars, files=files, label=label)
+                               envvars=self.envvars, files=files, label=label, secret_vars=secret_vars)
         changed = sum(r["changed"] for r in recap.values())
         self.log.info("%s%s: %d host(s), %d change(s)%s", label, " (check mode)" if self.check else "",
                       len(recap), changed, " would be made" if self.check else "")

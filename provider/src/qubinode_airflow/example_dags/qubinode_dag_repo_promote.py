@@ -14,7 +14,9 @@ The api-server and this DAG only ask: the values of the registry and the conf ar
 playbook's manifest lookup and by the module, as root, before git runs.
 
 The connection `qubinode_stack` (type qubinode_ansible) holds the stack's inventory, SSH user and key.
-A repository registered with credentials is refused here: run the dag_repos playbook with them.
+A repository registered with credentials is fetched with them: the playbook task reads the repository's
+git connection `qubinode_git_<name>` when it runs and hands the token or key to the playbook in a private
+file, masked in the log; neither the conf, XCom nor the rendered task fields hold them.
 """
 
 from __future__ import annotations
@@ -35,19 +37,23 @@ with DAG(
     **_ARGS,
 ) as dag:
 
-    @task
-    def manifest(params=None) -> list[dict]:
-        """The registered entry of the repository, as the dag_repos playbook's manifest entry."""
+    @task(multiple_outputs=True)
+    def manifest(params=None) -> dict:
+        """The registered entry of the repository, as the dag_repos playbook's manifest entry, and the
+        connection its credentials are read from (none: {})."""
         from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowFailException
 
-        from qubinode_airflow.repos.registry import REGISTRY_KEY, promote_entry
+        from qubinode_airflow.repos.registry import REGISTRY_KEY, promote_credentials, promote_entry
 
+        registry = Variable.get(REGISTRY_KEY, default={}, deserialize_json=True)
         try:
-            return [promote_entry(Variable.get(REGISTRY_KEY, default={}, deserialize_json=True),
-                                  params["name"], params.get("commit"))]
+            return {"dag_repos": [promote_entry(registry, params["name"], params.get("commit"))],
+                    "git_credentials": promote_credentials(registry, params["name"])}
         except ValueError as e:
             raise AirflowFailException(str(e)) from e
 
+    entry = manifest()
     AnsiblePlaybookOperator(task_id="validate_and_pin", playbook="qubinode.airflow.dag_repos",
-                            ansible_conn_id="qubinode_stack", extra_vars={"dag_repos": manifest()})
+                            ansible_conn_id="qubinode_stack", extra_vars={"dag_repos": entry["dag_repos"]},
+                            git_credentials=entry["git_credentials"])

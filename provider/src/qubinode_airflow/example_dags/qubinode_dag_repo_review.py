@@ -15,7 +15,8 @@ findings.
 Statuses are posted with the connection `qubinode_status_<name>`: its host is the API URL
 (https://api.github.com, https://gitlab.example.com/api/v4) and its password the token. Without it the
 result stays in the run. The connection `qubinode_stack` (type qubinode_ansible) holds the stack's
-inventory, SSH user and key. A repository registered with credentials is refused here.
+inventory, SSH user and key. A repository registered with credentials is fetched with them, read from its
+git connection `qubinode_git_<name>` by the validate task when it runs, as the promote DAG does.
 """
 
 from __future__ import annotations
@@ -66,17 +67,19 @@ with DAG(
         return report(params, "pending", "validating the DAGs of this commit")
 
     # Also when "pending" could not be posted: the check itself does not depend on the status API.
-    @task(trigger_rule="all_done")
-    def manifest(params=None) -> list[dict]:
-        """The registered entry of the repository with the commit to review, as the dag_repos manifest entry."""
+    @task(trigger_rule="all_done", multiple_outputs=True)
+    def manifest(params=None) -> dict:
+        """The registered entry of the repository with the commit to review, as the dag_repos manifest entry,
+        and the connection its credentials are read from (none: {})."""
         from airflow.sdk import Variable
         from airflow.sdk.exceptions import AirflowFailException
 
-        from qubinode_airflow.repos.registry import REGISTRY_KEY, promote_entry
+        from qubinode_airflow.repos.registry import REGISTRY_KEY, promote_credentials, promote_entry
 
+        registry = Variable.get(REGISTRY_KEY, default={}, deserialize_json=True)
         try:
-            return [promote_entry(Variable.get(REGISTRY_KEY, default={}, deserialize_json=True),
-                                  params["name"], params["commit"], params["review_ref"])]
+            return {"dag_repos": [promote_entry(registry, params["name"], params["commit"], params["review_ref"])],
+                    "git_credentials": promote_credentials(registry, params["name"])}
         except ValueError as e:
             raise AirflowFailException(str(e)) from e
 
@@ -90,6 +93,7 @@ with DAG(
 
     entry = manifest()
     validate = AnsiblePlaybookOperator(task_id="validate", playbook="qubinode.airflow.dag_repos",
-                                       ansible_conn_id="qubinode_stack", extra_vars={"dag_repos": entry})
+                                       ansible_conn_id="qubinode_stack", extra_vars={"dag_repos": entry["dag_repos"]},
+                                       git_credentials=entry["git_credentials"])
     pending() >> entry
     validate >> [passed(), refused()]

@@ -16,6 +16,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 
 REGISTRY_KEY = "qubinode_dag_repos"
+# The git connection airflow_dag_repo keeps a repository's credentials in, and the variable the promote and
+# review DAGs hand them to the dag_repos playbook in (the manifest entry's `credentials` names it).
+GIT_CONN_PREFIX = "qubinode_git_"
+CREDENTIALS_VAR = "qubinode_dag_repo_credentials"
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 # The head of a merge request: GitHub's refs/pull/<n>/head, GitLab's refs/merge-requests/<iid>/head.
 REVIEW_REF_RE = re.compile(r"^refs/(?:pull/[1-9][0-9]{0,9}/head|merge-requests/[1-9][0-9]{0,9}/head)$")
@@ -160,11 +164,10 @@ def promote_entry(value: Any, name: str, commit: str | None, review_ref: str | N
         raise ValueError("%s is not a registered DAG repository (the Airflow variable %s)" % (name, REGISTRY_KEY))
     if not entry.get("pin", True) and not review_ref:
         raise ValueError("%s is not pinned: Airflow follows its ref by itself" % name)
-    if entry.get("git_conn_id"):
-        raise ValueError("%s is registered with credentials (connection %s): run the dag_repos playbook with "
-                         "them to pin a new commit" % (name, entry["git_conn_id"]))
     item = {"name": name, "pin": bool(entry.get("pin", True))}
     item.update({key: entry[key] for key in PROMOTE_FIELDS if entry.get(key) not in (None, [], "")})
+    if promote_credentials(value, name):
+        item["credentials"] = CREDENTIALS_VAR
     if commit or review_ref:
         if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{40}", commit):
             raise ValueError("commit %r is not a full 40-character SHA" % (commit,))
@@ -176,6 +179,21 @@ def promote_entry(value: Any, name: str, commit: str | None, review_ref: str | N
         else:
             item["forward_only"] = True
     return item
+
+
+def promote_credentials(value: Any, name: str) -> dict[str, str]:
+    """{CREDENTIALS_VAR: connection id} for a repository registered with credentials (the connection the
+    playbook operator reads them from when its task runs), else {}. Only the repository's own connection is
+    ever named: a registry entry that names another is refused (ValueError)."""
+    entry = value.get(name) if isinstance(value, dict) else None
+    conn_id = entry.get("git_conn_id") if isinstance(entry, dict) else None
+    if not conn_id:
+        return {}
+    if conn_id != GIT_CONN_PREFIX + name:
+        raise ValueError("%s: the registry names the connection %r for its credentials, not %s%s, which "
+                         "airflow_dag_repo writes: register the repository again with the dag_repos playbook"
+                         % (name, conn_id, GIT_CONN_PREFIX, name))
+    return {CREDENTIALS_VAR: conn_id}
 
 
 def status(session) -> list[dict[str, Any]]:

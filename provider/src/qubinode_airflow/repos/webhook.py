@@ -187,9 +187,6 @@ def start_run(dag_id: str, name: str, entry: dict[str, Any], session, conf: dict
         return _none(name, entry, "%s; with the example DAGs served, the DAG %s does it on each event" % (without, dag_id))
     if dag.is_paused:
         return _none(name, entry, "%s: unpause the DAG %s to turn this on" % (without, dag_id))
-    if entry.get("git_conn_id"):
-        return _none(name, entry, "%s: the repository has credentials (connection %s), which the DAG %s does "
-                                  "not take; run the dag_repos playbook with them" % (without, entry["git_conn_id"], dag_id))
     now = timezone.utcnow()
     run = trigger_dag(dag_id, triggered_by=DagRunTriggeredByType.REST_API, triggering_user_name=who,
                       run_id="%s__%s__%s__%s" % (why, name, (conf.get("commit") or "head")[:12],
