@@ -80,6 +80,23 @@ def test_promote_entry_hands_on_the_registered_entry_and_the_push():
         promote_entry("not json", "team", sha)
 
 
+def test_a_rollback_entry_pins_one_of_the_last_validated_commits_only():
+    import pytest
+
+    from qubinode_airflow.repos.registry import promote_entry
+
+    now, before, other = "cd" * 20, "ef" * 20, "ab" * 20
+    registry = {"team": {"url": "https://git.example.com/t.git", "ref": "main", "pin": True, "commit": now,
+                         "history": [now, before]}}
+    # Pinned as given, not forward only: going back is the point.
+    assert promote_entry(registry, "team", before, rollback=True) == {
+        "name": "team", "pin": True, "url": "https://git.example.com/t.git", "ref": "main", "commit": before}
+    for commit, says in ((other, "give one of its last validated commits \\(efefefefefef\\)"),
+                         (now, "cannot roll back to 'cdcd"), (None, "a rollback needs the commit")):
+        with pytest.raises(ValueError, match=says):
+            promote_entry(registry, "team", commit, rollback=True)
+
+
 def test_review_wiring():
     from airflow.dag_processing.dagbag import DagBag
 

@@ -142,6 +142,8 @@ def stack(tmp_path_factory):
     tracked = Repo(root, "tracked")
     first = tracked.commit({"a.py": dag_file("hook_a")})
     pinned = Repo(root, "pinned")
+    # An earlier validated commit (no DAG of its own), which a rollback may pin again.
+    pinned_older = pinned.commit({"README.md": "DAGs\n"})
     pinned_commit = pinned.commit({"p.py": dag_file("hook_p")})
     # A repository whose DAG imports from plugins/ beside dags/ (airflow_dag_repo's import_paths).
     pathed = Repo(root, "pathed")
@@ -162,7 +164,8 @@ def stack(tmp_path_factory):
     ]
     set_registry({
         "tracked": {"url": str(tracked.origin), "ref": "main", "pin": False, "commit": first},
-        "pinned": {"url": str(pinned.origin), "ref": "main", "pin": True, "commit": pinned_commit},
+        "pinned": {"url": str(pinned.origin), "ref": "main", "pin": True, "commit": pinned_commit,
+                   "history": [pinned_commit, pinned_older]},
         "pathed": {"url": str(pathed.origin), "ref": "main", "pin": True, "commit": pathed_commit, "subdir": "dags",
                    "import_paths": ["plugins"]},
     })
@@ -184,6 +187,7 @@ def stack(tmp_path_factory):
              for cmd in (["api-server", "--host", "127.0.0.1", "--port", str(port)], ["dag-processor"])]
     st = Stack("http://127.0.0.1:%d" % port)
     st.tracked, st.pinned, st.pinned_commit, st.logs = tracked, pinned, pinned_commit, logs
+    st.pinned_older = pinned_older
     st.api_pid = procs[0].pid
     try:
         wait_for(lambda: st.call("GET", "/api/v2/monitor/health")[0] == 200, 120, "the api-server")
@@ -509,6 +513,40 @@ def test_sync_needs_edit_rights_and_a_same_origin_request(stack):
     assert status == 202
 
 
+def test_rollback_pins_again_a_validated_commit_only_through_the_promote_dag(stack):
+    path = "/qubinode/repos/pinned/rollback"
+    older = stack.pinned_older
+    assert stack.call("POST", path, {"commit": older}, token=stack.token("viewer"))[0] == 403
+    admin = stack.token("admin")
+    # The UI's session cookie alone is not enough: a cross-site form could send it.
+    assert stack.call("POST", path, {"commit": older}, {"Cookie": "_token=" + admin})[0] == 403
+    set_paused(PROMOTE, False)
+    try:
+        before = len(promote_runs())
+        # Only one of the repository's last validated commits; the field is named.
+        for body, says in (({"commit": "ef" * 20}, "commit: pinned cannot roll back to 'efef"),
+                           ({"commit": older[:12]}, "give one of its last validated commits (%s)" % older[:12]),
+                           ({}, "cannot roll back to None"), (b"not json", "cannot roll back to None")):
+            status, text = stack.call("POST", path, body, token=admin)
+            assert status == 400 and says in json.loads(text)["detail"], text
+        status, text = stack.call("POST", "/qubinode/repos/tracked/rollback", {"commit": older}, token=admin)
+        assert status == 400 and "tracked follows its ref main" in text
+        assert stack.call("POST", "/qubinode/repos/nope/rollback", {"commit": older}, token=admin)[0] == 404
+        status, text = stack.call("POST", path, {"commit": stack.pinned_commit}, token=admin)
+        assert status == 200 and json.loads(text)["detail"] == "pinned at this commit already"
+        assert len(promote_runs()) == before
+        status, text = stack.call("POST", path, {"commit": older}, token=admin)
+        assert status == 202 and json.loads(text)["action"] == "rollback", text
+        run = promote_runs()[-1]
+        assert run["conf"] == {"name": "pinned", "commit": older, "rollback": True} and run["user"] == "admin"
+    finally:
+        set_paused(PROMOTE, True)
+    # The api-server only asked: the pin is the promote DAG's to change.
+    status, body = stack.call("GET", "/qubinode/repos", token=stack.token("viewer"))
+    pinned = {r["name"]: r for r in json.loads(body)["repositories"]}["pinned"]
+    assert pinned["pinned_commit"] == stack.pinned_commit and pinned["history"] == [stack.pinned_commit, older]
+
+
 def test_page_is_listed_in_the_ui_and_needs_a_login(stack):
     assert stack.call("GET", "/qubinode/ui")[0] == 401
     status, body = stack.call("GET", "/qubinode/ui", token=stack.token("viewer"))
@@ -578,9 +616,41 @@ def test_status_page_in_a_browser_lists_repos_and_syncs(stack, browser):
     wait_for(lambda: "hook_e" in dag_ids("tracked"), 60, "hook_e after Sync now")
 
 
-def test_status_page_refuses_sync_to_a_viewer(stack, browser):
+def test_status_page_refuses_sync_and_rollback_to_a_viewer(stack, browser):
     from selenium.webdriver.common.by import By
 
     wait, row = open_page(browser, stack, "viewer")
     row.find_element(By.TAG_NAME, "button").click()
     wait.until(lambda d: d.find_element(By.ID, "message").text == "tracked: sync refused (HTTP 403)")
+    before = len(promote_runs())
+    browser.find_element(By.CSS_SELECTOR, "tr[data-repo='pinned'] .rollback button").click()
+    browser.switch_to.alert.accept()
+    wait.until(lambda d: d.find_element(By.ID, "message").text.startswith("pinned: rollback refused (HTTP 403)"))
+    assert len(promote_runs()) == before
+
+
+def test_status_page_rolls_back_in_a_browser(stack, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    wait, _ = open_page(browser, stack, "admin")
+    pinned = browser.find_element(By.CSS_SELECTOR, "tr[data-repo='pinned']")
+    choice = Select(pinned.find_element(By.CSS_SELECTOR, ".rollback select"))
+    # The pinned commit is not offered; the earlier validated one is.
+    assert [o.get_attribute("value") for o in choice.options] == [stack.pinned_older]
+    assert not browser.find_elements(By.CSS_SELECTOR, "tr[data-repo='tracked'] .rollback")
+    set_paused(PROMOTE, False)
+    try:
+        before = len(promote_runs())
+        pinned.find_element(By.CSS_SELECTOR, ".rollback button").click()
+        browser.switch_to.alert.dismiss()  # asked first; nothing happens on "cancel"
+        assert len(promote_runs()) == before
+        pinned.find_element(By.CSS_SELECTOR, ".rollback button").click()
+        browser.switch_to.alert.accept()
+        wait.until(lambda d: d.find_element(By.ID, "message").text
+                   == "pinned: rollback to %s requested" % stack.pinned_older[:12])
+        run = promote_runs()[-1]
+        assert run["conf"] == {"name": "pinned", "commit": stack.pinned_older, "rollback": True}
+        assert run["user"] == "admin"
+    finally:
+        set_paused(PROMOTE, True)

@@ -8,7 +8,9 @@ repository, with the conf {"name": <bundle>, "commit": <the push's SHA>}, while 
 the repository's registered entry to the collection's dag_repos playbook, which fetches the commit as root,
 validates it in the sandbox and pins it only when it passes. A refused commit fails the run with the
 findings in its log, and the commit pinned before keeps serving. Runs go one at a time, and a push older
-than the pinned commit changes nothing, so pushes end with the newest valid commit served.
+than the pinned commit changes nothing, so pushes end with the newest valid commit served. "Roll back" on
+the page starts a run with {"name", "commit", "rollback": true}: the commit must be one of the repository's
+last validated commits, and is validated again before it is pinned.
 
 The api-server and this DAG only ask: the values of the registry and the conf are checked again by the
 playbook's manifest lookup and by the module, as root, before git runs.
@@ -29,6 +31,8 @@ from qubinode_airflow.repos.registry import repo_dag_args
 _ARGS = repo_dag_args()
 _ARGS["params"].update({
     "commit": Param(None, type=["null", "string"], pattern=r"^[0-9a-f]{40}$"),
+    # "Roll back" on the DAG repositories page: pin `commit`, one of the last validated commits, again.
+    "rollback": Param(False, type="boolean"),
 })
 
 with DAG(
@@ -48,7 +52,8 @@ with DAG(
 
         registry = Variable.get(REGISTRY_KEY, default={}, deserialize_json=True)
         try:
-            return {"dag_repos": [promote_entry(registry, params["name"], params.get("commit"))],
+            return {"dag_repos": [promote_entry(registry, params["name"], params.get("commit"),
+                                                rollback=bool(params.get("rollback")))],
                     "git_credentials": promote_credentials(registry, params["name"])}
         except ValueError as e:
             raise AirflowFailException(str(e)) from e

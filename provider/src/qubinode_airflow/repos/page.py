@@ -1,7 +1,8 @@
 # Copyright (c) qubinode.airflow contributors
 # SPDX-License-Identifier: Apache-2.0
 """The "DAG repositories" page that Airflow's UI shows (an external view of the plugin). It reads
-/qubinode/repos with the UI's own session and offers "Sync now" per repository."""
+/qubinode/repos with the UI's own session and offers "Sync now" per repository, and "Roll back" to one of the
+last validated commits of a pinned one."""
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -77,6 +78,25 @@ async function load() {
     btn.textContent = "Sync now";
     btn.addEventListener("click", () => sync(r.name, btn));
     act.appendChild(btn);
+    // A pinned repository goes back to one of its last validated commits, validated again on the way.
+    const older = (r.history || []).filter(c => c !== r.pinned_commit);
+    if (r.pinned && older.length) {
+      const div = document.createElement("div");
+      div.className = "rollback";
+      const sel = document.createElement("select");
+      sel.setAttribute("aria-label", "Commit to roll " + r.name + " back to");
+      for (const c of older) {
+        const opt = document.createElement("option");
+        opt.value = c;
+        opt.textContent = short(c);
+        sel.appendChild(opt);
+      }
+      const back = document.createElement("button");
+      back.textContent = "Roll back";
+      back.addEventListener("click", () => rollback(r.name, sel.value, back));
+      div.append(sel, " ", back);
+      act.appendChild(div);
+    }
     tr.appendChild(act);
     tbody.appendChild(tr);
   }
@@ -90,6 +110,21 @@ async function sync(name, btn) {
   msg.textContent = resp.ok
     ? name + ": " + (body.action === "refresh" ? "refresh requested" : (body.detail || "nothing to do"))
     : name + ": sync refused (HTTP " + resp.status + ")";
+  msg.className = resp.ok ? "ok" : "err";
+  btn.disabled = false;
+  setTimeout(load, 2000);
+}
+async function rollback(name, commit, btn) {
+  if (!confirm("Roll " + name + " back to " + short(commit) + "? It is validated again before it is pinned.")) return;
+  btn.disabled = true;
+  const msg = document.getElementById("message");
+  const resp = await fetch(base + "/repos/" + encodeURIComponent(name) + "/rollback",
+                           {method: "POST", credentials: "same-origin", body: JSON.stringify({commit: commit}),
+                            headers: {"X-Qubinode-Request": "1", "Content-Type": "application/json"}});
+  const body = await resp.json().catch(() => ({}));
+  msg.textContent = resp.ok
+    ? name + ": " + (body.action === "rollback" ? "rollback to " + short(commit) + " requested" : (body.detail || "nothing to do"))
+    : name + ": rollback refused (HTTP " + resp.status + ")" + (typeof body.detail === "string" ? " - " + body.detail : "");
   msg.className = resp.ok ? "ok" : "err";
   btn.disabled = false;
   setTimeout(load, 2000);

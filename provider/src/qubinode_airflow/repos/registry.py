@@ -155,10 +155,12 @@ def repo_dag_args() -> dict[str, Any]:
 PROMOTE_FIELDS = ("url", "ref", "subdir", "import_paths", "refresh_interval")
 
 
-def promote_entry(value: Any, name: str, commit: str | None, review_ref: str | None = None) -> dict[str, Any]:
+def promote_entry(value: Any, name: str, commit: str | None, review_ref: str | None = None,
+                  rollback: bool = False) -> dict[str, Any]:
     """The dag_repos manifest entry that validates and pins `commit` (None: the head of the ref) of the
     registered, pinned repository `name`; with `review_ref`, the one that validates the head of that merge
-    request only (any registered repository). ValueError says why there is none."""
+    request only (any registered repository); with `rollback`, the one that pins `commit`, one of the
+    repository's last validated commits, again. ValueError says why there is none."""
     entry = value.get(name) if isinstance(value, dict) else None
     if not isinstance(entry, dict):
         raise ValueError("%s is not a registered DAG repository (the Airflow variable %s)" % (name, REGISTRY_KEY))
@@ -176,9 +178,21 @@ def promote_entry(value: Any, name: str, commit: str | None, review_ref: str | N
             if not isinstance(review_ref, str) or not REVIEW_REF_RE.fullmatch(review_ref):
                 raise ValueError("review_ref %r is not the head of a merge request" % (review_ref,))
             item["review_ref"] = review_ref
+        elif rollback:
+            check_rollback(entry, name, commit)
         else:
             item["forward_only"] = True
+    elif rollback:
+        raise ValueError("a rollback needs the commit to go back to")
     return item
+
+
+def check_rollback(entry: dict[str, Any], name: str, commit: Any) -> None:
+    """A rollback goes back to one of the repository's last validated commits (its history), never elsewhere."""
+    history = [c for c in entry.get("history") or [] if isinstance(c, str) and c != entry.get("commit")]
+    if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{40}", commit) or commit not in history:
+        raise ValueError("%s cannot roll back to %r: give one of its last validated commits (%s)"
+                         % (name, commit, ", ".join(c[:12] for c in history) or "there is none yet"))
 
 
 def promote_credentials(value: Any, name: str) -> dict[str, str]:
@@ -215,6 +229,8 @@ def status(session) -> list[dict[str, Any]]:
             "ref": entry.get("ref"),
             "pinned": bool(entry.get("pin", True)),
             "pinned_commit": entry.get("commit") if entry.get("pin", True) else None,
+            # The last validated commits, newest first: what a rollback may pin again.
+            "history": list(entry.get("history") or []) if entry.get("pin", True) else [],
             "served_version": bundle.version if bundle else None,
             "last_refresh": bundle.last_refreshed.isoformat() if bundle and bundle.last_refreshed else None,
             "dag_count": len(dags),

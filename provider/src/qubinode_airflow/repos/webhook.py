@@ -351,6 +351,36 @@ def create_app() -> FastAPI:
                 raise HTTPException(404, "no registered DAG repository named %r" % name)
             return JSONResponse(refresh(name, repos[name], session, who=user.get_name()), status_code=202)
 
+    @app.post("/repos/{name}/rollback", dependencies=[_user_dependency("PUT")])
+    async def rollback(name: str, request: Request, user: GetUserDep):
+        if not request.headers.get("authorization") and request.headers.get(CSRF_HEADER) != "1":
+            raise HTTPException(403, "a browser request needs the %s: 1 header" % CSRF_HEADER)
+        try:
+            body = json.loads((await read_body(request)) or b"{}")
+        except ValueError:
+            body = None
+        commit = body.get("commit") if isinstance(body, dict) else None
+        with _session() as session:
+            repos = _registry(session)
+            if name not in repos:
+                raise HTTPException(404, "no registered DAG repository named %r" % name)
+            entry = repos[name]
+            if not entry.get("pin", True):
+                raise HTTPException(400, "%s follows its ref %s: there is no pinned commit to roll back"
+                                    % (name, entry.get("ref")))
+            if commit == entry.get("commit"):
+                return JSONResponse(_none(name, entry, "pinned at this commit already"))
+            try:
+                registry.check_rollback(entry, name, commit)
+            except ValueError as e:
+                raise HTTPException(400, "commit: %s" % e) from e
+            result = start_run(PROMOTE_DAG, name, entry, session, {"name": name, "commit": commit, "rollback": True},
+                               "rollback", user.get_name(), "rollback of %s to %s" % (name, commit[:12]),
+                               "not rolled back")
+            if result.get("action") == "validate":
+                result["action"] = "rollback"
+            return JSONResponse(result, status_code=202)
+
     @app.get("/ui", response_class=HTMLResponse, dependencies=[_user_dependency("GET")])
     def page():
         from qubinode_airflow.repos.page import PAGE
