@@ -547,6 +547,59 @@ def test_rollback_pins_again_a_validated_commit_only_through_the_promote_dag(sta
     assert pinned["pinned_commit"] == stack.pinned_commit and pinned["history"] == [stack.pinned_commit, older]
 
 
+REGISTER = "qubinode_dag_repo_register"
+
+
+def git_connection(conn_id):
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        conn = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
+        return None if conn is None else (conn.conn_type, conn.login, conn.password)
+
+
+def test_add_asks_the_register_dag_and_keeps_the_token_in_a_connection_only(stack):
+    good = {"name": "added", "url": "https://git.example.com/team/dags.git", "ref": "main", "subdir": "dags",
+            "pin": True, "token": "glpat-added-" + "9" * 16}
+    assert stack.call("POST", "/qubinode/repos", good, token=stack.token("viewer"))[0] == 403
+    admin = stack.token("admin")
+    assert stack.call("POST", "/qubinode/repos", good, {"Cookie": "_token=" + admin})[0] == 403
+    # Each field is checked before anything is written; the answer names it.
+    for change, says in (({"url": "https://me:pw@git.example.com/x.git"}, "url: 'https://me:pw@"),
+                         ({"url": "/etc/passwd"}, "url: '/etc/passwd' is not a remote git URL"),
+                         ({"url": "--upload-pack=touch /tmp/x"}, "url: '--upload-pack"),
+                         ({"name": "../x"}, "name: '../x' is not letters, digits"),
+                         ({"ref": "-x"}, "ref: '-x' is not a branch"),
+                         ({"subdir": "../../etc"}, "subdir: '../../etc' is not a relative directory"),
+                         ({"pin": "yes"}, "pin: must be true"),
+                         ({"token": "a\nb"}, "token: must be one line"),
+                         ({"owner": "x"}, "unknown field(s) owner")):
+        status, text = stack.call("POST", "/qubinode/repos", dict(good, **change), token=admin)
+        assert status == 400 and says in json.loads(text)["detail"], (change, text)
+    status, text = stack.call("POST", "/qubinode/repos", dict(good, name="pinned"), token=admin)
+    assert status == 409 and "pinned is registered already" in text
+    assert git_connection("qubinode_git_added") is None
+    # Paused, as Airflow creates it: nothing is written and the answer says how to turn it on.
+    set_paused(REGISTER, True)
+    status, text = stack.call("POST", "/qubinode/repos", good, token=admin)
+    assert status == 200 and "unpause the DAG %s" % REGISTER in json.loads(text)["detail"]
+    assert git_connection("qubinode_git_added") is None and promote_runs(REGISTER) == []
+    set_paused(REGISTER, False)
+    try:
+        status, text = stack.call("POST", "/qubinode/repos", good, token=admin)
+        assert status == 202 and json.loads(text)["action"] == "add", text
+        (run,) = promote_runs(REGISTER)
+        assert run["conf"] == {"name": "added", "url": good["url"], "ref": "main", "subdir": "dags", "pin": True,
+                               "credentials": True} and run["user"] == "admin"
+        assert git_connection("qubinode_git_added") == ("git", "x-access-token", good["token"])
+    finally:
+        set_paused(REGISTER, True)
+    text = "".join(p.read_text(errors="replace") for p in stack.logs.iterdir())
+    assert good["token"] not in text
+
+
 def test_page_is_listed_in_the_ui_and_needs_a_login(stack):
     assert stack.call("GET", "/qubinode/ui")[0] == 401
     status, body = stack.call("GET", "/qubinode/ui", token=stack.token("viewer"))
@@ -622,11 +675,39 @@ def test_status_page_refuses_sync_and_rollback_to_a_viewer(stack, browser):
     wait, row = open_page(browser, stack, "viewer")
     row.find_element(By.TAG_NAME, "button").click()
     wait.until(lambda d: d.find_element(By.ID, "message").text == "tracked: sync refused (HTTP 403)")
+    browser.find_element(By.CSS_SELECTOR, "#add summary").click()
+    form = browser.find_element(By.ID, "add-form")
+    form.find_element(By.NAME, "name").send_keys("by_viewer")
+    form.find_element(By.NAME, "url").send_keys("https://git.example.com/v/dags.git")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda d: d.find_element(By.ID, "message").text.startswith("by_viewer: add refused (HTTP 403)"))
     before = len(promote_runs())
     browser.find_element(By.CSS_SELECTOR, "tr[data-repo='pinned'] .rollback button").click()
     browser.switch_to.alert.accept()
     wait.until(lambda d: d.find_element(By.ID, "message").text.startswith("pinned: rollback refused (HTTP 403)"))
     assert len(promote_runs()) == before
+
+
+def test_status_page_adds_a_repository_in_a_browser(stack, browser):
+    from selenium.webdriver.common.by import By
+
+    wait, _ = open_page(browser, stack, "admin")
+    browser.find_element(By.CSS_SELECTOR, "#add summary").click()
+    form = browser.find_element(By.ID, "add-form")
+    form.find_element(By.NAME, "name").send_keys("from_page")
+    form.find_element(By.NAME, "url").send_keys("https://git.example.com/page/dags.git")
+    form.find_element(By.NAME, "subdir").send_keys("dags")
+    form.find_element(By.NAME, "pin").click()  # follow the branch
+    set_paused(REGISTER, False)
+    try:
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(lambda d: d.find_element(By.ID, "message").text == "from_page: add requested: the register DAG validates it")
+        run = [r for r in promote_runs(REGISTER) if r["conf"]["name"] == "from_page"][-1]
+        assert run["conf"] == {"name": "from_page", "url": "https://git.example.com/page/dags.git", "ref": "main",
+                               "subdir": "dags", "pin": False}
+    finally:
+        set_paused(REGISTER, True)
+    assert git_connection("qubinode_git_from_page") is None  # no token given, no connection
 
 
 def test_status_page_rolls_back_in_a_browser(stack, browser):

@@ -12,8 +12,9 @@ should it be killed anyway (a restart by other means), its retry finds the repos
 served (changed=0). A new commit of a registered repository restarts only the dag-processor.
 
 The connection `qubinode_stack` (type qubinode_ansible) holds the stack's inventory, SSH user and key.
-Repositories that need credentials take them from Ansible Vault (`qubinode_vault`) through the
-manifest's `credentials` variable name, never from the DAG's params.
+Credentials never come from the DAG's params: with {"credentials": true} the register task reads them from
+the repository's git connection `qubinode_git_<name>` when it runs (the DAG repositories page's "Add" writes
+it from the token given there) and hands them to the playbook in a private file, masked in the log.
 """
 
 from __future__ import annotations
@@ -23,19 +24,18 @@ from datetime import timedelta
 from airflow.sdk import DAG, Param, task
 
 from qubinode_airflow.ansible.operators import AnsiblePlaybookOperator
-from qubinode_airflow.repos.registry import repo_dag_args
+from qubinode_airflow.repos.registry import REF_PATTERN, SUBDIR_PATTERN, URL_PATTERN, repo_dag_args
 
 _ARGS = repo_dag_args()
 _ARGS["params"].update({
     # The dag_repos playbook's lookup checks every field again; these patterns refuse the obvious
     # (option-like values, '..', paths on the host, credentials in the URL) already in the form.
-    "url": Param("https://git.example.com/dags.git", type="string", minLength=1, maxLength=2048,
-                 pattern=r"^(?:(?:https?|git)://|ssh://(?:[A-Za-z0-9._-]+@)?)[^\s:@/]+(?::[0-9]+)?/\S+$"
-                         r"|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s/]\S*$"),
-    "ref": Param("main", type="string", pattern=r"^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,254}$"),
-    "subdir": Param(None, type=["null", "string"],
-                    pattern=r"^(?!.*(?:^|/)\.{1,2}(?:/|$))[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}$"),
+    "url": Param("https://git.example.com/dags.git", type="string", minLength=1, maxLength=2048, pattern=URL_PATTERN),
+    "ref": Param("main", type="string", pattern=REF_PATTERN),
+    "subdir": Param(None, type=["null", "string"], pattern=SUBDIR_PATTERN),
     "pin": Param(True, type="boolean"),
+    # Fetch with the credentials of the connection qubinode_git_<name>.
+    "credentials": Param(False, type="boolean"),
 })
 
 with DAG(
@@ -44,14 +44,22 @@ with DAG(
     **_ARGS,
 ) as dag:
 
-    @task
-    def manifest(params=None) -> list[dict]:
-        """The manifest entry the dag_repos playbook reads (its lookup checks every field)."""
+    @task(multiple_outputs=True)
+    def manifest(params=None) -> dict:
+        """The manifest entry the dag_repos playbook reads (its lookup checks every field), and the connection
+        its credentials are read from (none: {})."""
+        from qubinode_airflow.repos.registry import CREDENTIALS_VAR, GIT_CONN_PREFIX
+
         entry = {key: params[key] for key in ("name", "url", "ref", "pin")}
         if params.get("subdir"):
             entry["subdir"] = params["subdir"]
-        return [entry]
+        credentials = {}
+        if params.get("credentials"):
+            entry["credentials"] = CREDENTIALS_VAR
+            credentials = {CREDENTIALS_VAR: GIT_CONN_PREFIX + params["name"]}
+        return {"dag_repos": [entry], "git_credentials": credentials}
 
+    entry = manifest()
     AnsiblePlaybookOperator(task_id="register", playbook="qubinode.airflow.dag_repos",
-                            ansible_conn_id="qubinode_stack", extra_vars={"dag_repos": manifest()},
-                            retries=3, retry_delay=timedelta(seconds=20))
+                            ansible_conn_id="qubinode_stack", extra_vars={"dag_repos": entry["dag_repos"]},
+                            git_credentials=entry["git_credentials"], retries=3, retry_delay=timedelta(seconds=20))

@@ -1,8 +1,8 @@
 # Copyright (c) qubinode.airflow contributors
 # SPDX-License-Identifier: Apache-2.0
 """The "DAG repositories" page that Airflow's UI shows (an external view of the plugin). It reads
-/qubinode/repos with the UI's own session and offers "Sync now" per repository, and "Roll back" to one of the
-last validated commits of a pinned one."""
+/qubinode/repos with the UI's own session and offers "Add a repository", "Sync now" per repository, and "Roll
+back" to one of the last validated commits of a pinned one."""
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -19,12 +19,28 @@ PAGE = """<!doctype html>
   .ok { color: #2f855a; }
   button { padding: .25rem .7rem; cursor: pointer; }
   #message { margin: .8rem 0; min-height: 1.2em; }
+  #add form { margin: .6rem 0 1rem; display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: center; }
+  #add form p { flex-basis: 100%; margin: 0; }
 </style>
 </head>
 <body>
 <h1>DAG repositories</h1>
 <p>Git repositories registered with qubinode.airflow, the commit each serves and what Airflow parsed from it.</p>
 <div id="message" role="status"></div>
+<details id="add">
+  <summary>Add a repository</summary>
+  <form id="add-form" autocomplete="off">
+    <p>The register DAG fetches it, validates it in the sandbox and serves it only when it passes; a token is kept
+      in the connection qubinode_git_&lt;name&gt;, never in the run.</p>
+    <label>Name <input name="name" required pattern="[A-Za-z0-9_-]{1,100}"></label>
+    <label>Git URL <input name="url" required size="50" placeholder="https://git.example.com/team/dags.git"></label>
+    <label>Ref <input name="ref" value="main"></label>
+    <label>DAG directory <input name="subdir" placeholder="dags"></label>
+    <label><input type="checkbox" name="pin" checked> Pinned (validated commits only)</label>
+    <label>Token <input type="password" name="token" autocomplete="new-password"></label>
+    <button type="submit">Add</button>
+  </form>
+</details>
 <table>
   <thead><tr><th>Repository</th><th>Ref</th><th>Pinned commit</th><th>Served version</th><th>Last refresh</th>
     <th>DAGs</th><th>Import errors</th><th></th></tr></thead>
@@ -129,6 +145,27 @@ async function rollback(name, commit, btn) {
   btn.disabled = false;
   setTimeout(load, 2000);
 }
+document.getElementById("add-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const f = form.elements;
+  const req = {name: f.name.value.trim(), url: f.url.value.trim(), ref: f.ref.value.trim() || "main",
+               subdir: f.subdir.value.trim() || null, pin: f.pin.checked};
+  if (f.token.value) req.token = f.token.value;
+  const btn = form.querySelector("button");
+  btn.disabled = true;
+  const msg = document.getElementById("message");
+  const resp = await fetch(base + "/repos", {method: "POST", credentials: "same-origin", body: JSON.stringify(req),
+                                             headers: {"X-Qubinode-Request": "1", "Content-Type": "application/json"}});
+  const body = await resp.json().catch(() => ({}));
+  msg.textContent = resp.ok
+    ? req.name + ": " + (body.action === "add" ? "add requested: the register DAG validates it" : (body.detail || "nothing done"))
+    : req.name + ": add refused (HTTP " + resp.status + ")" + (typeof body.detail === "string" ? " - " + body.detail : "");
+  msg.className = resp.ok ? "ok" : "err";
+  f.token.value = "";
+  btn.disabled = false;
+  setTimeout(load, 2000);
+});
 load();
 </script>
 </body>

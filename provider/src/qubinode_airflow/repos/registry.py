@@ -26,6 +26,13 @@ REVIEW_REF_RE = re.compile(r"^refs/(?:pull/[1-9][0-9]{0,9}/head|merge-requests/[
 # user:password@ in any URL, or any user in an http(s) one (a token as the user name).
 CREDENTIALS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@]*:[^/@]*@|(?<=https://)[^/@]+@|(?<=http://)[^/@]+@)",
                             re.IGNORECASE)
+# What the register DAG's form and the page's "Add" accept (the dag_repos playbook's lookup and the module check
+# every field again, as root, before git runs): remote git URLs, refs and relative directories that cannot be
+# read as options or climb out of the repository.
+URL_PATTERN = (r"^(?:(?:https?|git)://|ssh://(?:[A-Za-z0-9._-]+@)?)[^\s:@/]+(?::[0-9]+)?/\S+$"
+               r"|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s/]\S*$")
+REF_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,254}$"
+SUBDIR_PATTERN = r"^(?!.*(?:^|/)\.{1,2}(?:/|$))[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}$"
 # Field types of an entry (the collection's airflow_dag_repo writes them; Op users can edit the variable).
 FIELD_TYPES = {"url": str, "ref": str, "commit": str, "pin": bool, "subdir": (str, type(None)),
                "refresh_interval": int, "git_conn_id": (str, type(None)), "dag_ids": list, "history": list,
@@ -193,6 +200,38 @@ def check_rollback(entry: dict[str, Any], name: str, commit: Any) -> None:
     if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{40}", commit) or commit not in history:
         raise ValueError("%s cannot roll back to %r: give one of its last validated commits (%s)"
                          % (name, commit, ", ".join(c[:12] for c in history) or "there is none yet"))
+
+
+def add_request(body: Any) -> dict[str, Any]:
+    """The register DAG's conf for the page's "Add" (name, url, ref, subdir, pin), checked field by field;
+    ValueError names the field and what it takes. The credentials (token, username) are not in it."""
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object with name, url, ref, subdir, pin and token")
+    unknown = sorted(set(body) - {"name", "url", "ref", "subdir", "pin", "token", "username"})
+    if unknown:
+        raise ValueError("unknown field(s) %s: give name, url, ref, subdir, pin, token and username only"
+                         % ", ".join(unknown))
+    conf: dict[str, Any] = {"name": body.get("name"), "url": body.get("url"), "ref": body.get("ref") or "main",
+                            "subdir": body.get("subdir") or None, "pin": body.get("pin", True)}
+    checks = (("name", NAME_RE.pattern, "letters, digits, '_' and '-'"),
+              ("url", URL_PATTERN, "a remote git URL (https://, ssh://, git:// or user@host:path), without a "
+                                   "user or password in it (give the token)"),
+              ("ref", REF_PATTERN, "a branch, tag or commit"),
+              ("subdir", SUBDIR_PATTERN, "a relative directory of the repository, without '..'"))
+    for field, pattern, what in checks:
+        value = conf[field]
+        if field == "subdir" and value is None:
+            continue
+        if not isinstance(value, str) or not re.fullmatch(pattern, value) or (
+                field == "url" and CREDENTIALS_RE.match(value)):
+            raise ValueError("%s: %r is not %s" % (field, value, what))
+    if not isinstance(conf["pin"], bool):
+        raise ValueError("pin: must be true (serve validated commits only) or false (follow the ref)")
+    for field in ("token", "username"):
+        if body.get(field) is not None and (not isinstance(body[field], str) or "\n" in body[field]
+                                            or len(body[field]) > 4096):
+            raise ValueError("%s: must be one line of text" % field)
+    return conf
 
 
 def promote_credentials(value: Any, name: str) -> dict[str, str]:

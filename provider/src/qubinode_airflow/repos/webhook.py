@@ -27,6 +27,7 @@ from typing import Any
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import select
 
 from qubinode_airflow.repos import registry
 
@@ -43,6 +44,8 @@ CSRF_HEADER = "X-Qubinode-Request"
 PROMOTE_DAG = "qubinode_dag_repo_promote"
 # The DAG that validates the head of a merge request and reports a commit status (deploys nothing).
 REVIEW_DAG = "qubinode_dag_repo_review"
+# The example DAG that registers a repository (the page's "Add").
+REGISTER_DAG = "qubinode_dag_repo_register"
 REVIEW_EVENTS = ("pull_request", "merge request hook")
 PR_ACTIONS = ("opened", "synchronize", "reopened")
 MR_ACTIONS = ("open", "update", "reopen")
@@ -239,6 +242,44 @@ def _user_dependency(method: str):
     return Depends(requires_access_dag(method=method))
 
 
+def _registry_dependency():
+    """Who may change what the stack serves: users who may edit variables (the registry is one)."""
+    from airflow.api_fastapi.core_api.security import requires_access_variable
+
+    return Depends(requires_access_variable(method="PUT"))
+
+
+def _connection_dependency():
+    """Who may write a connection (the page's "Add" keeps a token in one)."""
+    from airflow.api_fastapi.core_api.security import requires_access_connection
+
+    return Depends(requires_access_connection(method="POST"))
+
+
+def write_git_connection(session, name: str, username: str, token: str) -> None:
+    """The repository's git connection qubinode_git_<name>, as airflow_dag_repo writes it (encrypted at rest)."""
+    from airflow.models.connection import Connection
+
+    conn_id = registry.GIT_CONN_PREFIX + name
+    for old in session.scalars(select(Connection).where(Connection.conn_id == conn_id)):
+        session.delete(old)
+    session.flush()
+    session.add(Connection(conn_id=conn_id, conn_type="git", login=username, password=token,
+                           description="git credentials of the DAG repository %s (qubinode.airflow)" % name))
+
+
+def dag_ready(dag_id: str, session) -> str | None:
+    """None when `dag_id` is served and unpaused, else what to do."""
+    from airflow.models.dag import DagModel
+
+    dag = session.get(DagModel, dag_id)
+    if dag is None or dag.is_stale:
+        return "the DAG %s is not served: serve the example DAGs" % dag_id
+    if dag.is_paused:
+        return "unpause the DAG %s to turn this on" % dag_id
+    return None
+
+
 def _registry(session) -> dict[str, dict[str, Any]]:
     try:
         return registry.read_registry(session)
@@ -351,7 +392,38 @@ def create_app() -> FastAPI:
                 raise HTTPException(404, "no registered DAG repository named %r" % name)
             return JSONResponse(refresh(name, repos[name], session, who=user.get_name()), status_code=202)
 
-    @app.post("/repos/{name}/rollback", dependencies=[_user_dependency("PUT")])
+    @app.post("/repos", dependencies=[_registry_dependency(), _connection_dependency()])
+    async def add(request: Request, user: GetUserDep):
+        if not request.headers.get("authorization") and request.headers.get(CSRF_HEADER) != "1":
+            raise HTTPException(403, "a browser request needs the %s: 1 header" % CSRF_HEADER)
+        try:
+            body = json.loads((await read_body(request)) or b"{}")
+        except ValueError:
+            body = None
+        try:
+            conf = registry.add_request(body)
+        except ValueError as e:
+            raise HTTPException(400, str(e)) from e
+        name = conf["name"]
+        with _session() as session:
+            repos = _registry(session)
+            if name in repos:
+                raise HTTPException(409, "%s is registered already: sync, roll back or remove it" % name)
+            entry = {"pin": conf["pin"]}
+            ready = dag_ready(REGISTER_DAG, session)
+            if ready:
+                return JSONResponse(_none(name, entry, "not added; %s" % ready))
+            if body.get("token"):
+                # Kept in the repository's git connection, as airflow_dag_repo keeps it; the run reads it there.
+                write_git_connection(session, name, body.get("username") or "x-access-token", body["token"])
+                conf["credentials"] = True
+            result = start_run(REGISTER_DAG, name, entry, session, conf, "add", user.get_name(),
+                               "add of %s (%s)" % (name, conf["url"][:200]), "not added")
+        if result.get("action") == "validate":
+            result["action"] = "add"
+        return JSONResponse(result, status_code=202)
+
+    @app.post("/repos/{name}/rollback", dependencies=[_registry_dependency()])
     async def rollback(name: str, request: Request, user: GetUserDep):
         if not request.headers.get("authorization") and request.headers.get(CSRF_HEADER) != "1":
             raise HTTPException(403, "a browser request needs the %s: 1 header" % CSRF_HEADER)
