@@ -84,7 +84,8 @@ def test_git_credentials_reach_the_play_from_a_connection_and_nothing_airflow_st
     playbook = tmp_path / "creds.yml"
     playbook.write_text('- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy:\n'
                         '        dest: "%s"\n        mode: "0600"\n'
-                        '        content: "{{ {\'https\': repo_cred, \'ssh\': keyed_cred} | to_json }}"\n' % out)
+                        '        content: "{{ {\'https\': repo_cred, \'ssh\': keyed_cred, \'repos\': dag_repos} | to_json }}"\n'
+                        % out)
     body = f"""
         import pendulum
         from airflow.sdk import DAG, task
@@ -92,15 +93,18 @@ def test_git_credentials_reach_the_play_from_a_connection_and_nothing_airflow_st
         with DAG("git_creds", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
             @task(multiple_outputs=True)
             def names():
-                return {{"creds": {{"repo_cred": "qubinode_git_private", "keyed_cred": "qubinode_git_keyed"}}}}
+                return {{"creds": {{"repo_cred": "qubinode_git_private", "keyed_cred": "qubinode_git_keyed"}},
+                        "repos": [{{"name": "private"}}]}}
+            # As the promote DAG has it: each output of one task, one of them inside extra_vars.
+            entry = names()
             AnsiblePlaybookOperator(task_id="play", playbook={str(playbook)!r}, inventory={LOCAL!r},
-                                    extra_vars={{"who": "x"}}, git_credentials=names()["creds"])
+                                    extra_vars={{"dag_repos": entry["repos"]}}, git_credentials=entry["creds"])
     """
     run, tis = run_dag("git_creds", body)
     assert run.state == "success"
     import json
     assert json.loads(out.read_text()) == {"https": {"token": token, "username": "oauth2"},
-                                           "ssh": {"ssh_private_key": key}}
+                                           "ssh": {"ssh_private_key": key}, "repos": [{"name": "private"}]}
     log = capfd.readouterr()
     assert token not in log.out + log.err and "qa-not-a-key" not in log.out + log.err
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
