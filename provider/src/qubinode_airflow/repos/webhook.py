@@ -242,6 +242,22 @@ def _user_dependency(method: str):
     return Depends(requires_access_dag(method=method))
 
 
+def same_origin(request: Request) -> None:
+    """A request with a bearer token, or from the page (its header): the UI's session cookie alone is not
+    enough, as a cross-site form could send it."""
+    if not request.headers.get("authorization") and request.headers.get(CSRF_HEADER) != "1":
+        raise HTTPException(403, "a browser request needs the %s: 1 header" % CSRF_HEADER)
+
+
+async def page_request(request: Request) -> Any:
+    """The JSON body of a request of the page (None when it is not JSON), once same_origin passed."""
+    same_origin(request)
+    try:
+        return json.loads((await read_body(request)) or b"{}")
+    except ValueError:
+        return None
+
+
 def _registry_dependency():
     """Who may change what the stack serves: users who may edit variables (the registry is one)."""
     from airflow.api_fastapi.core_api.security import requires_access_variable
@@ -384,8 +400,7 @@ def create_app() -> FastAPI:
 
     @app.post("/repos/{name}/sync", dependencies=[_user_dependency("PUT")])
     def sync(name: str, request: Request, user: GetUserDep):
-        if not request.headers.get("authorization") and request.headers.get(CSRF_HEADER) != "1":
-            raise HTTPException(403, "a browser request needs the %s: 1 header" % CSRF_HEADER)
+        same_origin(request)
         with _session() as session:
             repos = _registry(session)
             if name not in repos:
@@ -394,12 +409,7 @@ def create_app() -> FastAPI:
 
     @app.post("/repos", dependencies=[_registry_dependency(), _connection_dependency()])
     async def add(request: Request, user: GetUserDep):
-        if not request.headers.get("authorization") and request.headers.get(CSRF_HEADER) != "1":
-            raise HTTPException(403, "a browser request needs the %s: 1 header" % CSRF_HEADER)
-        try:
-            body = json.loads((await read_body(request)) or b"{}")
-        except ValueError:
-            body = None
+        body = await page_request(request)
         try:
             conf = registry.add_request(body)
         except ValueError as e:
@@ -425,12 +435,7 @@ def create_app() -> FastAPI:
 
     @app.post("/repos/{name}/rollback", dependencies=[_registry_dependency()])
     async def rollback(name: str, request: Request, user: GetUserDep):
-        if not request.headers.get("authorization") and request.headers.get(CSRF_HEADER) != "1":
-            raise HTTPException(403, "a browser request needs the %s: 1 header" % CSRF_HEADER)
-        try:
-            body = json.loads((await read_body(request)) or b"{}")
-        except ValueError:
-            body = None
+        body = await page_request(request)
         commit = body.get("commit") if isinstance(body, dict) else None
         with _session() as session:
             repos = _registry(session)
