@@ -72,8 +72,8 @@ def test_collection_role_check_apply_rerun(run_dag, tmp_path, capfd):
         assert value not in log
 
 
-def test_git_credentials_reach_the_play_from_a_connection_and_nothing_airflow_stores(run_dag, connection, tmp_path,
-                                                                                    capfd):
+def test_git_credentials_reach_the_play_from_a_connection_and_nothing_airflow_stores(
+        run_dag, connection, tmp_path, capfd):
     """What the promote and review DAGs do for a repository registered with credentials: an upstream task names
     the connection (XCom holds its id only), the operator reads it when it runs and hands the play a variable."""
     token = "glpat-qa-" + "7" * 20

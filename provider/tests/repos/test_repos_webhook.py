@@ -691,7 +691,7 @@ def test_status_page_refuses_sync_and_rollback_to_a_viewer(stack, browser):
 def test_status_page_adds_a_repository_in_a_browser(stack, browser):
     from selenium.webdriver.common.by import By
 
-    wait, _ = open_page(browser, stack, "admin")
+    wait = open_page(browser, stack, "admin")[0]
     browser.find_element(By.CSS_SELECTOR, "#add summary").click()
     form = browser.find_element(By.ID, "add-form")
     form.find_element(By.NAME, "name").send_keys("from_page")
@@ -714,7 +714,7 @@ def test_status_page_rolls_back_in_a_browser(stack, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    wait, _ = open_page(browser, stack, "admin")
+    wait = open_page(browser, stack, "admin")[0]
     pinned = browser.find_element(By.CSS_SELECTOR, "tr[data-repo='pinned']")
     choice = Select(pinned.find_element(By.CSS_SELECTOR, ".rollback select"))
     # The pinned commit is not offered; the earlier validated one is.
