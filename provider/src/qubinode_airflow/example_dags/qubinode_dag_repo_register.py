@@ -48,7 +48,7 @@ with DAG(
     def manifest(params=None) -> dict:
         """The manifest entry the dag_repos playbook reads (its lookup checks every field), and the connection
         its credentials are read from (none: {})."""
-        from qubinode_airflow.repos.registry import CREDENTIALS_VAR, GIT_CONN_PREFIX
+        from qubinode_airflow.repos.registry import CREDENTIALS_VAR, credentials_var
 
         entry = {key: params[key] for key in ("name", "url", "ref", "pin")}
         if params.get("subdir"):
@@ -56,7 +56,7 @@ with DAG(
         credentials = {}
         if params.get("credentials"):
             entry["credentials"] = CREDENTIALS_VAR
-            credentials = {CREDENTIALS_VAR: GIT_CONN_PREFIX + params["name"]}
+            credentials = credentials_var(params["name"])
         return {"dag_repos": [entry], "git_credentials": credentials}
 
     entry = manifest()

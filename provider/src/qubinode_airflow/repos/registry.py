@@ -231,7 +231,16 @@ def add_request(body: Any) -> dict[str, Any]:
         if body.get(field) is not None and (not isinstance(body[field], str) or "\n" in body[field]
                                             or len(body[field]) > 4096):
             raise ValueError("%s: must be one line of text" % field)
+    if body.get("token") and not conf["url"].lower().startswith("https://"):
+        raise ValueError("token: a token is sent over https:// only, and %r is not such a URL: give the "
+                         "repository's https:// URL, or no token" % conf["url"])
     return conf
+
+
+def credentials_var(name: str) -> dict[str, str]:
+    """The playbook operator's git_credentials of a repository registered with credentials: the credentials
+    variable of the manifest entry, read from the repository's own git connection."""
+    return {CREDENTIALS_VAR: GIT_CONN_PREFIX + name}
 
 
 def promote_credentials(value: Any, name: str) -> dict[str, str]:
@@ -246,7 +255,7 @@ def promote_credentials(value: Any, name: str) -> dict[str, str]:
         raise ValueError("%s: the registry names the connection %r for its credentials, not %s%s, which "
                          "airflow_dag_repo writes: register the repository again with the dag_repos playbook"
                          % (name, conn_id, GIT_CONN_PREFIX, name))
-    return {CREDENTIALS_VAR: conn_id}
+    return credentials_var(name)
 
 
 def status(session) -> list[dict[str, Any]]:
