@@ -17,8 +17,8 @@ def test_examples_parse_and_serialize():
 
     bag = DagBag(str(EXAMPLES), safe_mode=False, bundle_name="qubinode-examples", bundle_path=str(EXAMPLES))
     assert bag.import_errors == {}
-    assert sorted(bag.dags) == ["qubinode_dag_repo_promote", "qubinode_dag_repo_register", "qubinode_dag_repo_review",
-                                "qubinode_stack_health", "qubinode_vm_lifecycle"]
+    assert sorted(bag.dags) == ["qubinode_dag_repo_promote", "qubinode_dag_repo_register", "qubinode_dag_repo_remove",
+                                "qubinode_dag_repo_review", "qubinode_stack_health", "qubinode_vm_lifecycle"]
     for dag in bag.dags.values():
         assert DagSerialization.to_dict(dag)["dag"]["dag_id"] == dag.dag_id
         assert "qubinode" in dag.tags
@@ -124,3 +124,17 @@ def test_a_review_entry_validates_the_head_of_a_merge_request_only():
     for commit, ref in ((sha, "refs/heads/main"), (None, "refs/pull/7/head"), (sha, "refs/pull/7/head\n")):
         with pytest.raises(ValueError):
             promote_entry(registry, "follows", commit, ref)
+
+
+def test_remove_wiring():
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(str(EXAMPLES), safe_mode=False, bundle_name="x", bundle_path=str(EXAMPLES)).dags["qubinode_dag_repo_remove"]
+    remove = dag.get_task("remove")
+    assert remove.playbook == "qubinode.airflow.dag_repos" and remove.ansible_conn_id == "qubinode_stack"
+    assert remove.git_credentials == {}  # removing fetches nothing
+    # The form's name, checked by its pattern, is the one name the playbook removes; the manifest is empty.
+    assert remove.render_template(remove.extra_vars, {"params": {"name": "team_a"}}) == {
+        "dag_repos": [], "dag_repos_remove": ["team_a"]}
+    assert dag.params.get_param("name").schema["pattern"] == "^[A-Za-z0-9_-]{1,100}$"
+    assert dag.max_active_runs == 1 and dag.schedule is None

@@ -24,6 +24,7 @@ import qubinode_airflow
 SECRET = "webhook-secret-7f3a"
 PROMOTE = "qubinode_dag_repo_promote"
 REVIEW = "qubinode_dag_repo_review"
+REMOVE = "qubinode_dag_repo_remove"
 EXAMPLES = pathlib.Path(qubinode_airflow.__file__).resolve().parent / "example_dags"
 PASSWORDS = {"admin": "admin-pass-1", "viewer": "viewer-pass-1"}
 
@@ -193,7 +194,7 @@ def stack(tmp_path_factory):
         wait_for(lambda: st.call("GET", "/api/v2/monitor/health")[0] == 200, 120, "the api-server")
         # The dag-processor's parsing processes import plugins/ of the "pathed" repository.
         wait_for(lambda: "hook_a" in dag_ids("tracked") and "hook_p" in dag_ids("pinned")
-                 and "hook_i" in dag_ids("pathed") and {PROMOTE, REVIEW} <= dag_ids("qubinode-examples"), 120,
+                 and "hook_i" in dag_ids("pathed") and {PROMOTE, REVIEW, REMOVE} <= dag_ids("qubinode-examples"), 120,
                  "the first parse of the four bundles")
         yield st
     finally:
@@ -575,6 +576,9 @@ def test_add_asks_the_register_dag_and_keeps_the_token_in_a_connection_only(stac
                          ({"subdir": "../../etc"}, "subdir: '../../etc' is not a relative directory"),
                          ({"pin": "yes"}, "pin: must be true"),
                          ({"token": "a\nb"}, "token: must be one line"),
+                         # A token goes over https:// only: git:// has no authentication, http:// is clear text.
+                         ({"url": "git://git.example.com/team/dags.git"}, "token: a token is sent over https:// only"),
+                         ({"url": "http://git.example.com/team/dags.git"}, "token: a token is sent over https:// only"),
                          ({"owner": "x"}, "unknown field(s) owner")):
         status, text = stack.call("POST", "/qubinode/repos", dict(good, **change), token=admin)
         assert status == 400 and says in json.loads(text)["detail"], (change, text)
@@ -598,6 +602,29 @@ def test_add_asks_the_register_dag_and_keeps_the_token_in_a_connection_only(stac
         set_paused(REGISTER, True)
     text = "".join(p.read_text(errors="replace") for p in stack.logs.iterdir())
     assert good["token"] not in text
+
+
+def test_remove_asks_the_remove_dag(stack):
+    path = "/qubinode/repos/tracked"
+    assert stack.call("DELETE", path, token=stack.token("viewer"))[0] == 403
+    admin = stack.token("admin")
+    assert stack.call("DELETE", path, None, {"Cookie": "_token=" + admin})[0] == 403
+    assert stack.call("DELETE", "/qubinode/repos/nope", token=admin)[0] == 404
+    # Paused, as Airflow creates it: no run, and the answer says how to turn it on.
+    set_paused(REMOVE, True)
+    status, text = stack.call("DELETE", path, token=admin)
+    assert status == 200 and "unpause the DAG %s" % REMOVE in json.loads(text)["detail"]
+    assert promote_runs(REMOVE) == []
+    set_paused(REMOVE, False)
+    try:
+        status, text = stack.call("DELETE", path, token=admin)
+        assert status == 202 and json.loads(text)["action"] == "remove", text
+        (run,) = promote_runs(REMOVE)
+        assert run["conf"] == {"name": "tracked"} and run["user"] == "admin"
+    finally:
+        set_paused(REMOVE, True)
+    # The api-server only asked: the repository is still registered and served until the DAG's run removes it.
+    assert "hook_a" in dag_ids("tracked")
 
 
 def test_page_is_listed_in_the_ui_and_needs_a_login(stack):
@@ -674,18 +701,22 @@ def test_status_page_refuses_sync_and_rollback_to_a_viewer(stack, browser):
 
     wait, row = open_page(browser, stack, "viewer")
     row.find_element(By.TAG_NAME, "button").click()
-    wait.until(lambda d: d.find_element(By.ID, "message").text == "tracked: sync refused (HTTP 403)")
+    wait.until(lambda d: d.find_element(By.ID, "message").text.startswith("tracked: sync refused (HTTP 403)"))
     browser.find_element(By.CSS_SELECTOR, "#add summary").click()
     form = browser.find_element(By.ID, "add-form")
     form.find_element(By.NAME, "name").send_keys("by_viewer")
     form.find_element(By.NAME, "url").send_keys("https://git.example.com/v/dags.git")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait.until(lambda d: d.find_element(By.ID, "message").text.startswith("by_viewer: add refused (HTTP 403)"))
-    before = len(promote_runs())
+    before, removals = len(promote_runs()), len(promote_runs(REMOVE))
     browser.find_element(By.CSS_SELECTOR, "tr[data-repo='pinned'] .rollback button").click()
     browser.switch_to.alert.accept()
     wait.until(lambda d: d.find_element(By.ID, "message").text.startswith("pinned: rollback refused (HTTP 403)"))
     assert len(promote_runs()) == before
+    row.find_element(By.CSS_SELECTOR, "button.remove").click()
+    browser.switch_to.alert.accept()
+    wait.until(lambda d: d.find_element(By.ID, "message").text.startswith("tracked: remove refused (HTTP 403)"))
+    assert len(promote_runs(REMOVE)) == removals
 
 
 def test_status_page_adds_a_repository_in_a_browser(stack, browser):
@@ -735,3 +766,24 @@ def test_status_page_rolls_back_in_a_browser(stack, browser):
         assert run["user"] == "admin"
     finally:
         set_paused(PROMOTE, True)
+
+
+def test_status_page_removes_a_repository_in_a_browser(stack, browser):
+    from selenium.webdriver.common.by import By
+
+    wait = open_page(browser, stack, "admin")[0]
+    button = browser.find_element(By.CSS_SELECTOR, "tr[data-repo='pathed'] button.remove")
+    set_paused(REMOVE, False)
+    try:
+        before = len(promote_runs(REMOVE))
+        button.click()
+        browser.switch_to.alert.dismiss()  # asked first; nothing happens on "cancel"
+        assert len(promote_runs(REMOVE)) == before
+        button.click()
+        browser.switch_to.alert.accept()
+        wait.until(lambda d: d.find_element(By.ID, "message").text
+                   == "pathed: removal requested: the remove DAG runs it")
+        run = promote_runs(REMOVE)[-1]
+        assert run["conf"] == {"name": "pathed"} and run["user"] == "admin"
+    finally:
+        set_paused(REMOVE, True)

@@ -1,8 +1,8 @@
 # Copyright (c) qubinode.airflow contributors
 # SPDX-License-Identifier: Apache-2.0
 """The "DAG repositories" page that Airflow's UI shows (an external view of the plugin). It reads
-/qubinode/repos with the UI's own session and offers "Add a repository", "Sync now" per repository, and "Roll
-back" to one of the last validated commits of a pinned one."""
+/qubinode/repos with the UI's own session and offers "Add a repository", "Sync now" and "Remove" per repository,
+and "Roll back" to one of the last validated commits of a pinned one."""
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -89,11 +89,15 @@ async function load() {
                       r.import_errors.length ? "err" : "ok");
     errs.style.whiteSpace = "pre-wrap";
     tr.appendChild(errs);
-    const act = document.createElement("td");
+    const actions = document.createElement("td");
     const btn = document.createElement("button");
     btn.textContent = "Sync now";
     btn.addEventListener("click", () => sync(r.name, btn));
-    act.appendChild(btn);
+    const rm = document.createElement("button");
+    rm.className = "remove";
+    rm.textContent = "Remove";
+    rm.addEventListener("click", () => remove(r.name, rm));
+    actions.append(btn, " ", rm);
     // A pinned repository goes back to one of its last validated commits, validated again on the way.
     const older = (r.history || []).filter(c => c !== r.pinned_commit);
     if (r.pinned && older.length) {
@@ -111,39 +115,41 @@ async function load() {
       back.textContent = "Roll back";
       back.addEventListener("click", () => rollback(r.name, sel.value, back));
       div.append(sel, " ", back);
-      act.appendChild(div);
+      actions.appendChild(div);
     }
-    tr.appendChild(act);
+    tr.appendChild(actions);
     tbody.appendChild(tr);
   }
 }
-async function sync(name, btn) {
+// POST (or DELETE) one repository's action; the message says what was asked, or why it was refused.
+async function act(name, path, method, payload, what, asked, btn) {
   btn.disabled = true;
   const msg = document.getElementById("message");
-  const resp = await fetch(base + "/repos/" + encodeURIComponent(name) + "/sync",
-                           {method: "POST", credentials: "same-origin", headers: {"X-Qubinode-Request": "1"}});
+  const init = {method: method, credentials: "same-origin", headers: {"X-Qubinode-Request": "1"}};
+  if (payload) {
+    init.body = JSON.stringify(payload);
+    init.headers["Content-Type"] = "application/json";
+  }
+  const resp = await fetch(base + "/repos/" + encodeURIComponent(name) + path, init);
   const body = await resp.json().catch(() => ({}));
   msg.textContent = resp.ok
-    ? name + ": " + (body.action === "refresh" ? "refresh requested" : (body.detail || "nothing to do"))
-    : name + ": sync refused (HTTP " + resp.status + ")";
+    ? name + ": " + (body.action === asked[0] ? asked[1] : (body.detail || "nothing to do"))
+    : name + ": " + what + " refused (HTTP " + resp.status + ")" + (typeof body.detail === "string" ? " - " + body.detail : "");
   msg.className = resp.ok ? "ok" : "err";
   btn.disabled = false;
   setTimeout(load, 2000);
 }
-async function rollback(name, commit, btn) {
+function sync(name, btn) {
+  return act(name, "/sync", "POST", null, "sync", ["refresh", "refresh requested"], btn);
+}
+function rollback(name, commit, btn) {
   if (!confirm("Roll " + name + " back to " + short(commit) + "? It is validated again before it is pinned.")) return;
-  btn.disabled = true;
-  const msg = document.getElementById("message");
-  const resp = await fetch(base + "/repos/" + encodeURIComponent(name) + "/rollback",
-                           {method: "POST", credentials: "same-origin", body: JSON.stringify({commit: commit}),
-                            headers: {"X-Qubinode-Request": "1", "Content-Type": "application/json"}});
-  const body = await resp.json().catch(() => ({}));
-  msg.textContent = resp.ok
-    ? name + ": " + (body.action === "rollback" ? "rollback to " + short(commit) + " requested" : (body.detail || "nothing to do"))
-    : name + ": rollback refused (HTTP " + resp.status + ")" + (typeof body.detail === "string" ? " - " + body.detail : "");
-  msg.className = resp.ok ? "ok" : "err";
-  btn.disabled = false;
-  setTimeout(load, 2000);
+  return act(name, "/rollback", "POST", {commit: commit}, "rollback",
+             ["rollback", "rollback to " + short(commit) + " requested"], btn);
+}
+function remove(name, btn) {
+  if (!confirm("Remove " + name + "? Airflow stops serving its DAGs and its git connection is deleted.")) return;
+  return act(name, "", "DELETE", null, "remove", ["remove", "removal requested: the remove DAG runs it"], btn);
 }
 document.getElementById("add-form").addEventListener("submit", async (event) => {
   event.preventDefault();

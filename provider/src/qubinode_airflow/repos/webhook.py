@@ -46,6 +46,8 @@ PROMOTE_DAG = "qubinode_dag_repo_promote"
 REVIEW_DAG = "qubinode_dag_repo_review"
 # The example DAG that registers a repository (the page's "Add").
 REGISTER_DAG = "qubinode_dag_repo_register"
+# Runs the dag_repos playbook that removes a repository (the page's "Remove").
+REMOVE_DAG = "qubinode_dag_repo_remove"
 REVIEW_EVENTS = ("pull_request", "merge request hook")
 PR_ACTIONS = ("opened", "synchronize", "reopened")
 MR_ACTIONS = ("open", "update", "reopen")
@@ -169,7 +171,7 @@ def review(name: str, entry: dict[str, Any], session, head: dict[str, Any]) -> d
     conf = {"name": name, "commit": head["commit"], "review_ref": head["review_ref"], "status": head["status"]}
     return start_run(REVIEW_DAG, name, entry, session, conf, "review", "webhook",
                      "review of %s (%s)" % (head["commit"][:12], head["review_ref"]),
-                     "merge request not checked")
+                     "merge request not checked", action="review")
 
 
 def _none(name: str, entry: dict[str, Any], detail: str) -> dict[str, Any]:
@@ -178,8 +180,8 @@ def _none(name: str, entry: dict[str, Any], detail: str) -> dict[str, Any]:
 
 
 def start_run(dag_id: str, name: str, entry: dict[str, Any], session, conf: dict[str, Any], why: str,
-              who: str | None, note: str, without: str) -> dict[str, Any]:
-    """A run of `dag_id` (promote or review) with `conf`, when that DAG is served and unpaused; else what to do."""
+              who: str | None, note: str, without: str, action: str = "validate") -> dict[str, Any]:
+    """A run of `dag_id` with `conf`, answered as `action`, when that DAG is served and unpaused; else what to do."""
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.models.dag import DagModel
     from airflow.utils import timezone
@@ -195,7 +197,7 @@ def start_run(dag_id: str, name: str, entry: dict[str, Any], session, conf: dict
                       run_id="%s__%s__%s__%s" % (why, name, (conf.get("commit") or "head")[:12],
                                                  now.strftime("%Y%m%dT%H%M%S.%f")),
                       conf=conf, run_after=now, note=note, session=session)
-    return {"bundle": name, "action": "review" if dag_id == REVIEW_DAG else "validate", "commit": conf.get("commit"),
+    return {"bundle": name, "action": action, "commit": conf.get("commit"),
             "dag_id": dag_id, "dag_run_id": run.run_id if run else None}
 
 
@@ -265,11 +267,11 @@ def _registry_dependency():
     return Depends(requires_access_variable(method="PUT"))
 
 
-def _connection_dependency():
-    """Who may write a connection (the page's "Add" keeps a token in one)."""
+def _connection_dependency(method: str):
+    """Who may write (POST) or delete (DELETE) a connection: "Add" keeps a token in one, "Remove" deletes it."""
     from airflow.api_fastapi.core_api.security import requires_access_connection
 
-    return Depends(requires_access_connection(method="POST"))
+    return Depends(requires_access_connection(method=method))
 
 
 def write_git_connection(session, name: str, username: str, token: str) -> None:
@@ -407,7 +409,7 @@ def create_app() -> FastAPI:
                 raise HTTPException(404, "no registered DAG repository named %r" % name)
             return JSONResponse(refresh(name, repos[name], session, who=user.get_name()), status_code=202)
 
-    @app.post("/repos", dependencies=[_registry_dependency(), _connection_dependency()])
+    @app.post("/repos", dependencies=[_registry_dependency(), _connection_dependency("POST")])
     async def add(request: Request, user: GetUserDep):
         body = await page_request(request)
         try:
@@ -428,9 +430,7 @@ def create_app() -> FastAPI:
                 write_git_connection(session, name, body.get("username") or "x-access-token", body["token"])
                 conf["credentials"] = True
             result = start_run(REGISTER_DAG, name, entry, session, conf, "add", user.get_name(),
-                               "add of %s (%s)" % (name, conf["url"][:200]), "not added")
-        if result.get("action") == "validate":
-            result["action"] = "add"
+                               "add of %s (%s)" % (name, conf["url"][:200]), "not added", action="add")
         return JSONResponse(result, status_code=202)
 
     @app.post("/repos/{name}/rollback", dependencies=[_registry_dependency()])
@@ -453,10 +453,19 @@ def create_app() -> FastAPI:
                 raise HTTPException(400, "commit: %s" % e) from e
             result = start_run(PROMOTE_DAG, name, entry, session, {"name": name, "commit": commit, "rollback": True},
                                "rollback", user.get_name(), "rollback of %s to %s" % (name, commit[:12]),
-                               "not rolled back")
-            if result.get("action") == "validate":
-                result["action"] = "rollback"
+                               "not rolled back", action="rollback")
             return JSONResponse(result, status_code=202)
+
+    @app.delete("/repos/{name}", dependencies=[_registry_dependency(), _connection_dependency("DELETE")])
+    def remove(name: str, request: Request, user: GetUserDep):
+        same_origin(request)
+        with _session() as session:
+            repos = _registry(session)
+            if name not in repos:
+                raise HTTPException(404, "no registered DAG repository named %r" % name)
+            result = start_run(REMOVE_DAG, name, repos[name], session, {"name": name}, "remove", user.get_name(),
+                               "remove of %s" % name, "not removed", action="remove")
+            return JSONResponse(result, status_code=202 if result["action"] == "remove" else 200)
 
     @app.get("/ui", response_class=HTMLResponse, dependencies=[_user_dependency("GET")])
     def page():
