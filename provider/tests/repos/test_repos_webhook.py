@@ -521,9 +521,13 @@ def test_rollback_pins_again_a_validated_commit_only_through_the_promote_dag(sta
     admin = stack.token("admin")
     # The UI's session cookie alone is not enough: a cross-site form could send it.
     assert stack.call("POST", path, {"commit": older}, {"Cookie": "_token=" + admin})[0] == 403
+    # Paused, as Airflow creates it: no run, and the answer says how to turn it on.
+    before = len(promote_runs())
+    status, text = stack.call("POST", path, {"commit": older}, token=admin)
+    assert status == 200 and "unpause the DAG %s" % PROMOTE in json.loads(text)["detail"], text
+    assert len(promote_runs()) == before
     set_paused(PROMOTE, False)
     try:
-        before = len(promote_runs())
         # Only one of the repository's last validated commits; the field is named.
         for body, says in (({"commit": "ef" * 20}, "commit: pinned cannot roll back to 'efef"),
                            ({"commit": older[:12]}, "give one of its last validated commits (%s)" % older[:12]),

@@ -286,6 +286,11 @@ def write_git_connection(session, name: str, username: str, token: str) -> None:
                            description="git credentials of the DAG repository %s (qubinode.airflow)" % name))
 
 
+def answer(result: dict[str, Any]) -> JSONResponse:
+    """A user's request: 202 when it started something, 200 with the detail when there was nothing to do."""
+    return JSONResponse(result, status_code=200 if result.get("action") == "none" else 202)
+
+
 def dag_ready(dag_id: str, session) -> str | None:
     """None when `dag_id` is served and unpaused, else what to do."""
     from airflow.models.dag import DagModel
@@ -407,7 +412,7 @@ def create_app() -> FastAPI:
             repos = _registry(session)
             if name not in repos:
                 raise HTTPException(404, "no registered DAG repository named %r" % name)
-            return JSONResponse(refresh(name, repos[name], session, who=user.get_name()), status_code=202)
+            return answer(refresh(name, repos[name], session, who=user.get_name()))
 
     @app.post("/repos", dependencies=[_registry_dependency(), _connection_dependency("POST")])
     async def add(request: Request, user: GetUserDep):
@@ -424,14 +429,14 @@ def create_app() -> FastAPI:
             entry = {"pin": conf["pin"]}
             ready = dag_ready(REGISTER_DAG, session)
             if ready:
-                return JSONResponse(_none(name, entry, "not added; %s" % ready))
+                return answer(_none(name, entry, "not added; %s" % ready))
             if body.get("token"):
                 # Kept in the repository's git connection, as airflow_dag_repo keeps it; the run reads it there.
                 write_git_connection(session, name, body.get("username") or "x-access-token", body["token"])
                 conf["credentials"] = True
             result = start_run(REGISTER_DAG, name, entry, session, conf, "add", user.get_name(),
                                "add of %s (%s)" % (name, conf["url"][:200]), "not added", action="add")
-        return JSONResponse(result, status_code=202)
+        return answer(result)
 
     @app.post("/repos/{name}/rollback", dependencies=[_registry_dependency()])
     async def rollback(name: str, request: Request, user: GetUserDep):
@@ -446,7 +451,7 @@ def create_app() -> FastAPI:
                 raise HTTPException(400, "%s follows its ref %s: there is no pinned commit to roll back"
                                     % (name, entry.get("ref")))
             if commit == entry.get("commit"):
-                return JSONResponse(_none(name, entry, "pinned at this commit already"))
+                return answer(_none(name, entry, "pinned at this commit already"))
             try:
                 registry.check_rollback(entry, name, commit)
             except ValueError as e:
@@ -454,7 +459,7 @@ def create_app() -> FastAPI:
             result = start_run(PROMOTE_DAG, name, entry, session, {"name": name, "commit": commit, "rollback": True},
                                "rollback", user.get_name(), "rollback of %s to %s" % (name, commit[:12]),
                                "not rolled back", action="rollback")
-            return JSONResponse(result, status_code=202)
+            return answer(result)
 
     @app.delete("/repos/{name}", dependencies=[_registry_dependency(), _connection_dependency("DELETE")])
     def remove(name: str, request: Request, user: GetUserDep):
@@ -465,7 +470,7 @@ def create_app() -> FastAPI:
                 raise HTTPException(404, "no registered DAG repository named %r" % name)
             result = start_run(REMOVE_DAG, name, repos[name], session, {"name": name}, "remove", user.get_name(),
                                "remove of %s" % name, "not removed", action="remove")
-            return JSONResponse(result, status_code=202 if result["action"] == "remove" else 200)
+            return answer(result)
 
     @app.get("/ui", response_class=HTMLResponse, dependencies=[_user_dependency("GET")])
     def page():
