@@ -222,6 +222,28 @@ class Git:
                                                  "%s:%s" % (commit, path)], cwd=self._tmp, environ_update=self.env)
         return rc == 0 and out.strip() == "tree"
 
+    def read_file(self, mirror, commit, path, limit):
+        """The text of the regular file `path` (already checked) of the repository at `commit`, or None when
+        there is none. A symbolic link or a directory is not read; a file larger than `limit` bytes is refused."""
+        if not path or not SHA_RE.match(commit):
+            return None
+        rc, out, _err = self.module.run_command(["git", "--git-dir", mirror, "ls-tree", "-z", "--end-of-options", commit,
+                                                 "--", ":(literal)%s" % path], cwd=self._tmp, environ_update=self.env)
+        entry = out.split("\0")[0] if rc == 0 else ""
+        meta, _tab, name = entry.partition("\t")
+        fields = meta.split(" ")
+        if name != path or len(fields) != 3 or fields[0] not in ("100644", "100755") or fields[1] != "blob":
+            return None
+        rc, out, err = self.module.run_command(["git", "--git-dir", mirror, "cat-file", "-s", fields[2]], cwd=self._tmp,
+                                               environ_update=self.env)
+        if rc != 0 or int(out.strip() or 0) > limit:
+            raise RepoError("%s of %s at %s is larger than %d bytes: it is not read" % (path, self.url, commit[:12], limit))
+        rc, out, err = self.module.run_command(["git", "--git-dir", mirror, "cat-file", "blob", fields[2]], cwd=self._tmp,
+                                               environ_update=self.env)
+        if rc != 0:
+            raise RepoError("cannot read %s of %s at %s: %s" % (path, self.url, commit[:12], err.strip()))
+        return out
+
     def is_ancestor(self, mirror, commit, descendant):
         """Whether `commit` is `descendant` or one of its ancestors (both full SHAs, already checked)."""
         if not (SHA_RE.match(commit) and SHA_RE.match(descendant)):
@@ -405,6 +427,34 @@ if ruff and bag is not None:
                 continue  # what ruff cannot parse is the parse's finding already
             lint.append([os.path.relpath(f["filename"], root), f["location"]["row"], f["code"], f["message"],
                          (f.get("fix") or {}).get("message") or ""])
+# The repository's requirements file, read as text (never installed nor run): each package requirement the
+# stack's Airflow does not satisfy, with the version it has (none: not installed). Options, files and URLs are
+# listed as not read.
+requirements = []
+if os.environ.get("QUBINODE_REQUIREMENTS"):
+    from importlib.metadata import PackageNotFoundError, version
+    from packaging.requirements import InvalidRequirement, Requirement
+    with open(os.environ.pop("QUBINODE_REQUIREMENTS"), encoding="utf-8", errors="replace") as f:
+        for number, text in enumerate(f, 1):
+            text = text.split(" #", 1)[0].strip()
+            if not text or text.startswith("#"):
+                continue
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                req = None
+            if req is None or req.url:
+                requirements.append([number, text[:200], None, "not read: only package requirements are (no option, "
+                                                                "file or URL)"])
+                continue
+            if req.marker is not None and not req.marker.evaluate():
+                continue
+            try:
+                have = version(req.name)
+            except PackageNotFoundError:
+                have = None
+            if have is None or not req.specifier.contains(have, prereleases=True):
+                requirements.append([number, str(req)[:200], have, ""])
 # The repository's own tests (pytest), once the parse found nothing: from the repository's root, against the
 # read-only copy, with no cache written; a failure refuses the commit with pytest's summary.
 if tests and not errors:
@@ -425,7 +475,8 @@ if tests and not errors:
             lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
             errors[where] = ["tests", "the repository's tests failed (pytest exit %d): %s"
                              % (proc.returncode, " | ".join(lines[-12:]) or proc.stderr.strip()[-800:])]
-print("QUBINODE-VALIDATION " + json.dumps({"dags": dags, "errors": errors, "lint": lint}), flush=True)
+print("QUBINODE-VALIDATION " + json.dumps({"dags": dags, "errors": errors, "lint": lint,
+                                         "requirements": requirements}), flush=True)
 '''
 # Where the sandbox sees the staging copy, read-only.
 SANDBOX_STAGE = "/run/qubinode-validate"
@@ -478,7 +529,7 @@ def discovery_env(config_file):
 
 
 def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, tests=None, tests_root=None,
-                    import_paths=()):
+                    import_paths=(), requirements=None):
     """argv that runs the validator over the staging copy: a transient systemd unit (native) or a
     throw-away container (podman runtime), as the sandbox user, with no secret reachable. `tests` (a
     directory of the copy, run from `tests_root`) holds the repository's tests."""
@@ -493,6 +544,8 @@ def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, te
     if import_paths:
         # Checked directories (no ':'), as the sandbox sees the copy.
         env["QUBINODE_IMPORT_PATHS"] = ":".join(SANDBOX_STAGE + "/" + os.path.relpath(p, stage) for p in import_paths)
+    if requirements:
+        env["QUBINODE_REQUIREMENTS"] = SANDBOX_STAGE + "/" + os.path.relpath(requirements, stage)
     env.update(discovery_env(os.path.join(config_dir, "airflow.cfg")))
     runtime = read_runtime(config_dir)
     if runtime["runtime"] == "podman":
@@ -527,11 +580,12 @@ def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, te
 
 
 def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir, tests=None, tests_root=None,
-                  import_paths=()):
+                  import_paths=(), requirements=None):
     """Parse `tree` (inside the root-only `stage`) with Airflow in the sandbox, the directories `import_paths`
     (inside `stage`) after it on sys.path, then run the tests in `tests` (from `tests_root`) if given;
-    returns (dags {id: file}, report [..], deprecations [..]). The repository's code never runs as root or
-    as the Airflow user, and its processes do not outlive the validation."""
+    returns (dags {id: file}, report [..], deprecations [..], unmet requirements [..] of the file
+    `requirements` inside `stage`). The repository's code never runs as root or as the Airflow user, and its
+    processes do not outlive the validation."""
     uid, gid = sandbox.account(airflow_user)
     script = os.path.join(stage, "qubinode_validate.py")
     fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
@@ -547,7 +601,7 @@ def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir
     name = "qubinode-validate-%d-%s" % (os.getpid(), os.path.basename(stage).replace("staging-", "")[-8:])
     name = re.sub(r"[^A-Za-z0-9_-]", "x", name)
     argv = sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, tests, tests_root,
-                           import_paths)
+                           import_paths, requirements)
     started = time.monotonic()
     rc, out, err = module.run_command(argv, cwd="/")
     took = time.monotonic() - started
@@ -565,7 +619,7 @@ def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir
         raise RepoError("the DAG validation did not finish (rc %s): %s" % (rc, (err or out).strip()[-1500:]))
     result = json.loads(line[-1].split(" ", 1)[1])
     report, deprecations = validation_findings(result)
-    return result["dags"], report, deprecations
+    return result["dags"], report, deprecations, result.get("requirements", [])
 
 
 # Airflow 3 removed these (the code fails there) / only deprecated these (it still works).

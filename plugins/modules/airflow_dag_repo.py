@@ -121,6 +121,17 @@ options:
       - An empty string runs no tests.
     type: str
     default: tests
+  requirements_file:
+    description:
+      - File of the repository, relative to its root, that lists the Python packages its DAGs need (pip's
+        requirements format). When a validated commit has it as a regular file (a symbolic link is not read; at
+        most 64 KiB), each package requirement the stack's Airflow virtualenv does not satisfy is returned in
+        RV(unmet_requirements) with a warning that names it; nothing is installed. Add such a package to the airflow
+        role's C(airflow_extra_pip_packages) and converge, and every Airflow host and Temporal worker then has it.
+      - An empty string reads no file.
+    type: str
+    default: requirements.txt
+    version_added: 1.0.0
   refresh_interval:
     description: Seconds between Airflow's own checks of the bundle (C(refresh_interval) of the bundle).
     type: int
@@ -288,6 +299,15 @@ deprecated_apis:
   returned: when the commit was validated
   type: list
   elements: dict
+unmet_requirements:
+  description:
+    - The lines of the validated commit's O(requirements_file) that the stack's Airflow virtualenv does not satisfy -
+      file, line, requirement, installed (the version it has, or null when the package is not installed) and message.
+      A line that is not a package requirement (an option, a file or a URL) is listed as not read. They do not
+      refuse the commit; a DAG that imports a missing package is refused by the parse.
+  returned: when the commit was validated, on success and on failure
+  type: list
+  elements: dict
 history:
   description: The last validated commits of the repository, newest first (candidates for O(commit)).
   returned: when state=present
@@ -350,6 +370,8 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input impor
 
 KEYS = ("url", "ref", "subdir", "pin", "refresh_interval", "git_conn_id", "commit", "import_paths")
 FINGERPRINT_FILE = "credentials.fingerprint"
+# The largest requirements file read (bytes).
+REQUIREMENTS_LIMIT = 65536
 
 
 def credential_fingerprint(salt, username, token, ssh_private_key):
@@ -368,6 +390,7 @@ class DagRepo:
         self.name = self.p["name"]
         self.subdir = None
         self.test_dir = None
+        self.requirements_file = None
         self.import_paths = []
         self.result = dict(changed=False, restarted=[], superseded=False, reviewed=False)
 
@@ -439,6 +462,7 @@ class DagRepo:
                 for path in [x for x in self.import_paths if not (x + "/").startswith(self.subdir + "/")]:
                     report += [dict(f, file="%s/%s" % (path, f["file"]))
                                for f in scan_secrets(os.path.join(stage, "tree", path))]
+            requirements = self.stage_requirements(git, mirror, commit, stage) if p["validate"] else None
             dags = {}
             # A link out of the tree would be read by Airflow's parse (a device, a host file): not parsed.
             if p["validate"] and not any(f["kind"] == "link" for f in report):
@@ -447,11 +471,13 @@ class DagRepo:
                                   secret_paths=(p["airflow_config_dir"], "/etc/qubinode-airflow", "/etc/temporal"),
                                   hidden=("/var/lib/postgresql", "/var/lib/temporal", "/var/lib/airflow",
                                           "/root", "/home"))
-                dags, import_report, deprecations = validate_tree(
+                dags, import_report, deprecations, unmet = validate_tree(
                     self.module, os.path.join(p["airflow_venv"], "bin", "python"), sandbox, p["airflow_user"], stage,
                     tree, p["airflow_config_dir"], tests=os.path.join(stage, "tree", tests) if tests else None,
                     tests_root=os.path.join(stage, "tree"),
-                    import_paths=[os.path.join(stage, "tree", path) for path in self.import_paths])
+                    import_paths=[os.path.join(stage, "tree", path) for path in self.import_paths],
+                    requirements=requirements)
+                self.unmet_requirements(unmet, commit)
                 report += import_report
                 report += self.duplicates(dags)
                 self.result["deprecated_apis"] = deprecations
@@ -466,6 +492,38 @@ class DagRepo:
             return dags
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+
+    def stage_requirements(self, git, mirror, commit, stage):
+        """The commit's requirements file copied into the root-only stage for the validator to read (None: none)."""
+        text = git.read_file(mirror, commit, self.requirements_file, REQUIREMENTS_LIMIT)
+        if text is None:
+            return None
+        path = os.path.join(stage, "requirements.txt")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return path
+
+    def unmet_requirements(self, unmet, commit):
+        """The validator's unmet requirements as RV(unmet_requirements), with a warning that names them."""
+        entries, wanted, unread = [], [], 0
+        for line, requirement, installed, note in unmet:
+            if note:
+                unread += 1
+            else:
+                wanted.append(requirement)
+                note = "%s: %s" % (requirement, "not installed" if installed is None else "installed at %s" % installed)
+            entries.append(dict(file=self.requirements_file, line=line, requirement=requirement, installed=installed,
+                                message=note))
+        self.result["unmet_requirements"] = entries
+        if wanted:
+            self.module.warn("%s at %s: its %s asks for %s, which the stack's Airflow does not have; add %s to the "
+                             "airflow role's airflow_extra_pip_packages and converge the stack (see unmet_requirements)"
+                             % (self.name, commit[:12], self.requirements_file, ", ".join(wanted),
+                                "it" if len(wanted) == 1 else "them"))
+        if unread:
+            self.module.warn("%s at %s: %d line(s) of its %s are not package requirements and were not read (see "
+                             "unmet_requirements)" % (self.name, commit[:12], unread, self.requirements_file))
 
     def duplicates(self, dags):
         found = []
@@ -627,6 +685,7 @@ class DagRepo:
             check_ref(p["ref"])
             self.subdir = check_subdir(p["subdir"])
             self.test_dir = check_subdir(p["test_dir"], field="test_dir")
+            self.requirements_file = check_subdir(p["requirements_file"], field="requirements_file")
             self.import_paths = check_import_paths(p["import_paths"])
             if p["state"] == "present":
                 if not p["url"]:
@@ -661,6 +720,7 @@ def main():
         review_ref=dict(type="str"),
         subdir=dict(type="str"),
         test_dir=dict(type="str", default="tests"),
+        requirements_file=dict(type="str", default="requirements.txt"),
         import_paths=dict(type="list", elements="str", default=[]),
         refresh_interval=dict(type="int", default=300),
         pin=dict(type="bool", default=True),
@@ -694,7 +754,8 @@ def main():
         result = repo.run()
     except RepoError as e:
         module.fail_json(msg=to_text(e.msg), report=e.report, changed=bool(repo and repo.result["changed"]),
-                         deprecated_apis=repo.result.get("deprecated_apis", []) if repo else [])
+                         deprecated_apis=repo.result.get("deprecated_apis", []) if repo else [],
+                         unmet_requirements=repo.result.get("unmet_requirements", []) if repo else [])
     except AirflowAPIError as e:
         module.fail_json(msg=e.msg, status=e.status, changed=bool(repo and repo.result["changed"]))
     module.exit_json(**result)

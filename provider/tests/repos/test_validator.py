@@ -30,9 +30,10 @@ def write(repo, files):
     return repo
 
 
-def validate(tmp_path, files=None, subdir=None, tests=None, config=None, import_paths=()):
+def validate(tmp_path, files=None, subdir=None, tests=None, config=None, import_paths=(), requirements=None):
     """The validator's result for tmp_path/repo (its `subdir`), with the tests in `tests` (relative to the
-    repository) as the module passes them, and the stack's `config` ({AIRFLOW__CORE__...: value})."""
+    repository) as the module passes them, the stack's `config` ({AIRFLOW__CORE__...: value}) and the text of
+    the repository's requirements file."""
     repo = tmp_path / "repo"
     if files is not None:
         write(repo, files)
@@ -50,6 +51,10 @@ def validate(tmp_path, files=None, subdir=None, tests=None, config=None, import_
            **(config or {})}
     if import_paths:
         env["QUBINODE_IMPORT_PATHS"] = ":".join(str(repo / path) for path in import_paths)
+    if requirements is not None:
+        # As the module stages it: the commit's file, beside the tree.
+        (tmp_path / "requirements.txt").write_text(textwrap.dedent(requirements))
+        env["QUBINODE_REQUIREMENTS"] = str(tmp_path / "requirements.txt")
     proc = subprocess.run([sys.executable, str(script), str(tree)] + extra, env=env, capture_output=True, text=True,
                           timeout=300, cwd="/tmp", check=False)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("QUBINODE-VALIDATION ")]
@@ -85,7 +90,7 @@ def test_a_dag_file_that_exits_the_interpreter_is_a_finding_and_the_others_are_p
     result = validate(tmp_path, {"dags/exits.py": "# an Airflow DAG file that exits\nimport sys\nsys.exit(7)\n",
                                  "helpers.py": "TASK_ID = 'c'\n", "dags/qa_paths.py": DAG})
     assert result == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {"dags/exits.py": ["import", "SystemExit: 7"]},
-                      "lint": []}
+                      "lint": [], "requirements": []}
 
 
 AIRFLOW2_DAG = """
@@ -113,14 +118,14 @@ def test_an_airflow2_repository_gets_what_to_change_with_the_replacements(tmp_pa
 def test_files_airflow_ignores_are_not_checked(tmp_path):
     result = validate(tmp_path, {".airflowignore": "old/\n", "old/qa_airflow2.py": AIRFLOW2_DAG,
                                  "helpers.py": "TASK_ID = 'd'\n", "dags/qa_paths.py": DAG})
-    assert result == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {}, "lint": []}
+    assert result == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {}, "lint": [], "requirements": []}
 
 
 def test_files_airflow_ignores_are_not_compiled_either(tmp_path):
     """A legacy script the repository keeps out of Airflow's parse (Python 2 here) refuses nothing."""
     result = validate(tmp_path, {".airflowignore": "scripts/\n", "scripts/legacy.py": "print 'python 2'\n",
                                  "helpers.py": "TASK_ID = 'e'\n", "dags/qa_paths.py": DAG})
-    assert result == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {}, "lint": []}
+    assert result == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {}, "lint": [], "requirements": []}
 
 
 def test_the_stacks_ignore_file_syntax_applies(tmp_path):
@@ -130,7 +135,7 @@ def test_the_stacks_ignore_file_syntax_applies(tmp_path):
     assert glob["errors"] == {"scripts/legacy.py": ["syntax", "SyntaxError: Missing parentheses in call to 'print'. "
                                                     "Did you mean print(...)? (line 1)"]}, glob
     regexp = validate(tmp_path, config={"AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX": "regexp"})
-    assert regexp == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {}, "lint": []}
+    assert regexp == {"dags": {"qa_paths": "dags/qa_paths.py"}, "errors": {}, "lint": [], "requirements": []}
 
 
 PACKAGE_DAG = """
@@ -150,7 +155,7 @@ def test_a_package_with_relative_imports_validates_as_airflow_discovers_dag_file
     files = {"common/__init__.py": "", "common/names.py": "TASK_ID = 'g'\n",
              "common/tasks.py": "from .names import TASK_ID  # noqa\n", "qa_package.py": PACKAGE_DAG}
     result = validate(tmp_path, files)
-    assert result == {"dags": {"qa_package": "qa_package.py"}, "errors": {}, "lint": []}
+    assert result == {"dags": {"qa_package": "qa_package.py"}, "errors": {}, "lint": [], "requirements": []}
     # A stack that turned safe mode off imports every file: so does its validation.
     unsafe = validate(tmp_path, config={"AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE": "False"})
     assert unsafe["errors"]["common/tasks.py"][0] == "import", unsafe
@@ -160,7 +165,7 @@ def test_a_package_with_relative_imports_validates_as_airflow_discovers_dag_file
 def test_a_syntax_error_is_the_parse_finding_only(tmp_path):
     result = validate(tmp_path, {"qa_broken.py": "def broken(:\n    pass\n"})
     assert result == {"dags": {}, "errors": {"qa_broken.py": ["syntax", "SyntaxError: invalid syntax (line 1)"]},
-                      "lint": []}
+                      "lint": [], "requirements": []}
 
 
 AIRFLOW2_FIXABLE = """
@@ -202,7 +207,7 @@ def test_an_airflow2_repository_gets_a_migration_patch_that_applies_and_then_val
     (repo / "dags" / "outside.py").unlink()
     result = validate(tmp_path)
     assert result == {"dags": {"qa_airflow2": "dags/qa_airflow2.py", "qa_airflow2_fixable": "dags/qa_airflow2_fixable.py"},
-                      "errors": {}, "lint": []}
+                      "errors": {}, "lint": [], "requirements": []}
 
 
 def test_a_migration_patch_of_a_path_that_is_not_a_directory_is_a_clear_error(tmp_path):
@@ -237,7 +242,7 @@ def test_the_repository_tests_run_against_the_copy_and_a_failure_is_a_finding(tm
     files = {"dags/qa_paths.py": DAG, "dags/helpers.py": "TASK_ID = 'e'\n"}
     passing = validate(tmp_path / "pass", {**files, "tests/test_dags.py": TESTS.replace("EXPECTED", "1")},
                        subdir="dags", tests="tests")
-    assert passing == {"dags": {"qa_paths": "qa_paths.py"}, "errors": {}, "lint": []}
+    assert passing == {"dags": {"qa_paths": "qa_paths.py"}, "errors": {}, "lint": [], "requirements": []}
     failing = validate(tmp_path / "fail", {**files, "tests/test_dags.py": TESTS.replace("EXPECTED", "2")},
                        subdir="dags", tests="tests")
     assert failing["dags"] == {"qa_paths": "qa_paths.py"}
@@ -278,7 +283,7 @@ def test_the_repositorys_import_paths_come_after_airflow_and_the_dags(tmp_path):
              "plugins/qa_shared/names.py": "TASK_ID = 'from_plugins'\n", "plugins/copy.py": "VALUE = 4\n",
              "tests/test_names.py": IMPORTING_TEST}
     result = validate(tmp_path, files, subdir="dags", tests="tests", import_paths=["plugins"])
-    assert result == {"dags": {"qa_import_paths": "qa_import_paths.py"}, "errors": {}, "lint": []}
+    assert result == {"dags": {"qa_import_paths": "qa_import_paths.py"}, "errors": {}, "lint": [], "requirements": []}
     # Without them, the DAG does not import (and the tests do not run).
     result = validate(tmp_path, subdir="dags", tests="tests")
     assert result["errors"] == {"qa_import_paths.py": ["import", "ModuleNotFoundError: No module named 'qa_shared'"]}
@@ -291,3 +296,30 @@ def test_the_repositorys_tests_see_the_import_paths(tmp_path):
     result = validate(tmp_path, files, subdir="dags", tests="tests", import_paths=["plugins"])
     assert list(result["errors"]) == ["tests"], result
     assert "FAILED tests/test_names.py::test_the_task_id" in result["errors"]["tests"][1], result
+
+
+def test_requirements_the_stack_does_not_satisfy_are_listed_and_nothing_is_installed(tmp_path):
+    from importlib.metadata import version
+
+    result = validate(tmp_path, {"helpers.py": "TASK_ID = 'r'\n", "dags/qa_paths.py": DAG}, requirements="""
+        # what the DAGs need
+        apache-airflow>=3.0  # the stack has it
+        apache-airflow-providers-qubinode-nonexistent==1.0
+        packaging<1
+        pendulum ; python_version < "3"
+        -r other.txt
+        --index-url https://pypi.example.invalid/simple
+        qa-pkg @ https://example.invalid/qa_pkg-1.0-py3-none-any.whl
+
+        not a requirement!
+        """)
+    assert result["errors"] == {} and result["dags"] == {"qa_paths": "dags/qa_paths.py"}, result
+    unread = "not read: only package requirements are (no option, file or URL)"
+    assert result["requirements"] == [
+        [4, "apache-airflow-providers-qubinode-nonexistent==1.0", None, ""],
+        [5, "packaging<1", version("packaging"), ""],
+        [7, "-r other.txt", None, unread],
+        [8, "--index-url https://pypi.example.invalid/simple", None, unread],
+        [9, "qa-pkg @ https://example.invalid/qa_pkg-1.0-py3-none-any.whl", None, unread],
+        [11, "not a requirement!", None, unread],
+    ], result["requirements"]

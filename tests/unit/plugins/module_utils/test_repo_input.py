@@ -209,10 +209,17 @@ def test_the_repository_tests_run_in_the_same_sandbox_from_the_staged_copy(tmp_p
     assert "PrivateNetwork=yes" in props(argv)
 
 
+@pytest.mark.parametrize("field", ["test_dir", "requirements_file"])
 @pytest.mark.parametrize("value", ["../tests", "/tests", "-tests", "tests/../../x", "te*sts"])
-def test_a_hostile_test_dir_is_refused_naming_the_field(value):
-    with pytest.raises(ri.InputError, match="test_dir"):
-        ri.check_subdir(value, field="test_dir")
+def test_a_hostile_test_dir_or_requirements_file_is_refused_naming_the_field(value, field):
+    with pytest.raises(ri.InputError, match=field):
+        ri.check_subdir(value, field=field)
+
+
+def test_the_sandbox_reads_the_staged_requirements_file(tmp_path):
+    argv = dr.sandbox_command(dr.Sandbox("v", 60), "/p", "/w/s", "/w/s/tree", str(tmp_path), 991, 991, "t",
+                              requirements="/w/s/requirements.txt")
+    assert "Environment=QUBINODE_REQUIREMENTS=%s/requirements.txt" % dr.SANDBOX_STAGE in props(argv)
 
 
 def test_the_podman_sandbox_mounts_no_secret(tmp_path):

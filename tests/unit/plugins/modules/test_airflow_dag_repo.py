@@ -793,3 +793,47 @@ def test_two_registrations_at_once_keep_both(tmp_path):
                                                     api_token=None, validate_certs=True, ca_path=None,
                                                     api_timeout=5.0, api_retries=2)))
     assert sorted(registry) == ["team_a", "team_b", "team_c"]
+
+
+def test_a_requirements_file_is_read_only_as_a_regular_file_of_the_commit(tmp_path):
+    bare, work = tmp_path / "bare.git", tmp_path / "work"
+    git("init", "-q", "--bare", "-b", "main", str(bare))
+    git("init", "-q", "-b", "main", str(work))
+    git("config", "user.email", "qa@example.com", cwd=work)
+    git("config", "user.name", "qa", cwd=work)
+    (work / "requirements.txt").write_text("apache-airflow-providers-ssh>=4\n")
+    (work / "deps").mkdir()
+    (work / "deps" / "big.txt").write_text("x" * 70000)
+    os.symlink("/etc/shadow", work / "link.txt")
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "reqs", cwd=work)
+    git("push", "-q", str(bare), "main", cwd=work)
+    commit = git("rev-parse", "HEAD", cwd=work)
+    g = dr.Git(Runner(), "git://127.0.0.1/bare.git", workdir=str(tmp_path))
+    assert g.read_file(str(bare), commit, "requirements.txt", 65536) == "apache-airflow-providers-ssh>=4\n"
+    # A link (never followed), a directory, a path the commit lacks: no file.
+    for path in ("link.txt", "deps", "missing.txt", "deps/missing.txt"):
+        assert g.read_file(str(bare), commit, path, 65536) is None, path
+    with pytest.raises(dr.RepoError, match="deps/big.txt of .* is larger than 65536 bytes"):
+        g.read_file(str(bare), commit, "deps/big.txt", 65536)
+    g.close()
+
+
+def test_unmet_requirements_are_returned_and_named_in_a_warning(upstream, tmp_path):
+    repo, g = push_repo(upstream, tmp_path, None, requirements_file="requirements.txt")
+    g.close()
+    repo.requirements_file = "requirements.txt"
+    repo.unmet_requirements([[2, "apache-airflow-providers-ssh>=4", None, ""], [3, "pendulum<1", "3.1.0", ""],
+                             [4, "-r x.txt", None, "not read: only package requirements are (no option, file or URL)"]],
+                            "ab" * 20)
+    assert [e["message"] for e in repo.result["unmet_requirements"]] == [
+        "apache-airflow-providers-ssh>=4: not installed", "pendulum<1: installed at 3.1.0",
+        "not read: only package requirements are (no option, file or URL)"]
+    assert repo.result["unmet_requirements"][1] == dict(file="requirements.txt", line=3, requirement="pendulum<1",
+                                                        installed="3.1.0", message="pendulum<1: installed at 3.1.0")
+    assert repo.module.warnings == [
+        "team_a at abababababab: its requirements.txt asks for apache-airflow-providers-ssh>=4, pendulum<1, which the "
+        "stack's Airflow does not have; add them to the airflow role's airflow_extra_pip_packages and converge the "
+        "stack (see unmet_requirements)",
+        "team_a at abababababab: 1 line(s) of its requirements.txt are not package requirements and were not read (see "
+        "unmet_requirements)"]
