@@ -631,6 +631,32 @@ def test_remove_asks_the_remove_dag(stack):
     assert "hook_a" in dag_ids("tracked")
 
 
+def test_the_status_lists_each_repositorys_recent_runs_newest_first(stack):
+    status, body = stack.call("GET", "/qubinode/repos", token=stack.token("viewer"))
+    repos = {r["name"]: r for r in json.loads(body)["repositories"]}
+    pinned = repos["pinned"]["runs"]
+    rollback = [r for r in pinned if r["why"] == "rollback"]
+    assert rollback and rollback[0]["commit"] == stack.pinned_older and rollback[0]["by"] == "admin", pinned
+    assert rollback[0]["dag_id"] == PROMOTE and rollback[0]["state"] == "queued"
+    assert any(r["why"] == "push" and r["by"] == "webhook" and r["commit"] for r in pinned), pinned
+    assert any(r["why"] == "sync" and r["by"] == "admin" and r["commit"] is None for r in pinned), pinned
+    assert [r["at"] for r in pinned] == sorted((r["at"] for r in pinned), reverse=True)
+    tracked = repos["tracked"]["runs"]
+    assert tracked[0]["why"] == "remove" and tracked[0]["dag_id"] == REMOVE and tracked[0]["by"] == "admin"
+    # A run triggered by hand is listed too, as manual; one that names no repository is not listed.
+    set_paused(REMOVE, False)
+    try:
+        for conf in ({"name": "pathed"}, {}):
+            assert stack.call("POST", "/api/v2/dags/%s/dagRuns" % REMOVE, {"logical_date": None, "conf": conf},
+                              token=stack.token("admin"))[0] == 200
+    finally:
+        set_paused(REMOVE, True)
+    status, body = stack.call("GET", "/qubinode/repos", token=stack.token("viewer"))
+    runs = {r["name"]: r["runs"] for r in json.loads(body)["repositories"]}
+    assert runs["pathed"][0]["why"] == "manual" and runs["pathed"][0]["by"] == "admin"
+    assert sum(len(v) for v in runs.values()) == len(pinned) + len(tracked) + len(repos["pathed"]["runs"]) + 1
+
+
 def test_page_is_listed_in_the_ui_and_needs_a_login(stack):
     assert stack.call("GET", "/qubinode/ui")[0] == 401
     status, body = stack.call("GET", "/qubinode/ui", token=stack.token("viewer"))
@@ -692,6 +718,10 @@ def test_status_page_in_a_browser_lists_repos_and_syncs(stack, browser):
     assert "bad.py" in row.text  # the import error of the last push
     pinned = browser.find_element(By.CSS_SELECTOR, "tr[data-repo='pinned']")
     assert stack.pinned_commit[:12] in pinned.text
+    # Its recent runs, with what they were for, the commit, the result and who asked.
+    pinned.find_element(By.CSS_SELECTOR, ".runs summary").click()
+    items = [li.text for li in pinned.find_elements(By.CSS_SELECTOR, ".runs li")]
+    assert any(t.startswith("rollback %s: queued (admin, " % stack.pinned_older[:12]) for t in items), items
 
     commit = stack.tracked.commit({"e.py": dag_file("hook_e")})
     assert commit

@@ -1,8 +1,9 @@
 # Copyright (c) qubinode.airflow contributors
 # SPDX-License-Identifier: Apache-2.0
 """The "DAG repositories" page that Airflow's UI shows (an external view of the plugin). It reads
-/qubinode/repos with the UI's own session and offers "Add a repository", "Sync now" and "Remove" per repository,
-and "Roll back" to one of the last validated commits of a pinned one."""
+/qubinode/repos with the UI's own session, lists each repository's recent runs (validations, pins, checks,
+removals: the result and who asked), and offers "Add a repository", "Sync now" and "Remove" per repository, and
+"Roll back" to one of the last validated commits of a pinned one."""
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -21,6 +22,7 @@ PAGE = """<!doctype html>
   #message { margin: .8rem 0; min-height: 1.2em; }
   #add form { margin: .6rem 0 1rem; display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: center; }
   #add form p { flex-basis: 100%; margin: 0; }
+  .runs ul { margin: .2rem 0; padding-left: 1.1rem; font-size: .85em; }
 </style>
 </head>
 <body>
@@ -79,6 +81,24 @@ async function load() {
     const url = document.createElement("div");
     url.appendChild(document.createElement("code")).textContent = r.url;
     name.appendChild(url);
+    // Its last validations, pins, checks and removals: why, which commit, the result, who asked.
+    if ((r.runs || []).length) {
+      const runs = document.createElement("details");
+      runs.className = "runs";
+      runs.appendChild(document.createElement("summary")).textContent = r.runs.length + " recent run(s)";
+      const list = document.createElement("ul");
+      for (const run of r.runs) {
+        const item = document.createElement("li");
+        const link = document.createElement("a");
+        link.href = "/dags/" + encodeURIComponent(run.dag_id) + "/runs/" + encodeURIComponent(run.run_id);
+        link.textContent = run.why + (run.commit ? " " + short(run.commit) : "");
+        item.append(link, ": " + run.state + " (" + (run.by || "-") + ", " + (run.at || "-") + ")");
+        item.className = run.state === "success" ? "ok" : (run.state === "failed" ? "err" : "");
+        list.appendChild(item);
+      }
+      runs.appendChild(list);
+      name.appendChild(runs);
+    }
     tr.appendChild(name);
     tr.appendChild(cell(r.ref || "-"));
     tr.appendChild(cell(r.pinned ? short(r.pinned_commit) : "follows " + (r.ref || "-")));

@@ -258,14 +258,45 @@ def promote_credentials(value: Any, name: str) -> dict[str, str]:
     return credentials_var(name)
 
 
+# The DAGs whose runs add, validate and pin, check, or remove a repository (the conf names it).
+REPO_DAGS = ("qubinode_dag_repo_promote", "qubinode_dag_repo_register", "qubinode_dag_repo_review",
+             "qubinode_dag_repo_remove")
+# What the webhook and the page start runs for: the first part of the run ids they give.
+RUN_REASONS = ("push", "sync", "rollback", "add", "remove", "review")
+
+
+def recent_runs(session, per_repo: int = 10, scan: int = 500) -> dict[str, list[dict[str, Any]]]:
+    """Per repository name, its last runs of the repository DAGs, newest first: which DAG, why (push, sync,
+    rollback, add, remove, review, or manual when triggered otherwise), the commit, the result and who
+    started it."""
+    from airflow.models.dagrun import DagRun
+
+    runs: dict[str, list[dict[str, Any]]] = {}
+    query = select(DagRun).where(DagRun.dag_id.in_(REPO_DAGS)).order_by(DagRun.id.desc()).limit(scan)
+    for run in session.scalars(query):
+        conf = run.conf if isinstance(run.conf, dict) else {}
+        name, commit = conf.get("name"), conf.get("commit")
+        if not isinstance(name, str) or len(runs.get(name, [])) >= per_repo:
+            continue
+        why = run.run_id.split("__", 1)[0]
+        when = run.start_date or run.run_after
+        runs.setdefault(name, []).append({
+            "dag_id": run.dag_id, "run_id": run.run_id, "why": why if why in RUN_REASONS else "manual",
+            "commit": commit if isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{40}", commit) else None,
+            "state": str(run.state), "by": run.triggering_user_name, "at": when.isoformat() if when else None})
+    return runs
+
+
 def status(session) -> list[dict[str, Any]]:
     """Per registered repository: what is pinned, what Airflow serves, when it last refreshed, its DAGs and
-    import errors."""
+    import errors, and its last runs of the repository DAGs (what validated, pinned or refused which commit,
+    and who asked)."""
     from airflow.models.dag import DagModel
     from airflow.models.dagbundle import DagBundleModel
     from airflow.models.errors import ParseImportError
 
     out = []
+    runs = recent_runs(session)
     for name, entry in sorted(read_registry(session).items()):
         bundle = session.get(DagBundleModel, name)
         dags = session.scalars(select(DagModel.dag_id).where(DagModel.bundle_name == name,
@@ -286,5 +317,6 @@ def status(session) -> list[dict[str, Any]]:
             "import_errors": [{"file": e.filename,
                                "message": ((e.stacktrace or "").strip().splitlines() or [""])[-1]}
                               for e in errors],
+            "runs": runs.get(name, []),
         })
     return out
