@@ -311,6 +311,14 @@ def _registry(session) -> dict[str, dict[str, Any]]:
         raise HTTPException(500, str(e)) from e
 
 
+def registered(session, name: str) -> dict[str, Any]:
+    """The registry entry of `name` (404 when there is none)."""
+    repos = _registry(session)
+    if name not in repos:
+        raise HTTPException(404, "no registered DAG repository named %r" % name)
+    return repos[name]
+
+
 def authorised_bundles(payload, body: bytes, headers, repos) -> tuple[bool, list[str], list[str], str]:
     """(signed with the stack's secret, bundles the push names, those of them it may move, scheme)."""
     stack_ok, scheme = signature_ok(webhook_secret(), body, headers)
@@ -409,10 +417,7 @@ def create_app() -> FastAPI:
     def sync(name: str, request: Request, user: GetUserDep):
         same_origin(request)
         with _session() as session:
-            repos = _registry(session)
-            if name not in repos:
-                raise HTTPException(404, "no registered DAG repository named %r" % name)
-            return answer(refresh(name, repos[name], session, who=user.get_name()))
+            return answer(refresh(name, registered(session, name), session, who=user.get_name()))
 
     @app.post("/repos", dependencies=[_registry_dependency(), _connection_dependency("POST")])
     async def add(request: Request, user: GetUserDep):
@@ -443,10 +448,7 @@ def create_app() -> FastAPI:
         body = await page_request(request)
         commit = body.get("commit") if isinstance(body, dict) else None
         with _session() as session:
-            repos = _registry(session)
-            if name not in repos:
-                raise HTTPException(404, "no registered DAG repository named %r" % name)
-            entry = repos[name]
+            entry = registered(session, name)
             if not entry.get("pin", True):
                 raise HTTPException(400, "%s follows its ref %s: there is no pinned commit to roll back"
                                     % (name, entry.get("ref")))
@@ -465,12 +467,8 @@ def create_app() -> FastAPI:
     def remove(name: str, request: Request, user: GetUserDep):
         same_origin(request)
         with _session() as session:
-            repos = _registry(session)
-            if name not in repos:
-                raise HTTPException(404, "no registered DAG repository named %r" % name)
-            result = start_run(REMOVE_DAG, name, repos[name], session, {"name": name}, "remove", user.get_name(),
-                               "remove of %s" % name, "not removed", action="remove")
-            return answer(result)
+            return answer(start_run(REMOVE_DAG, name, registered(session, name), session, {"name": name}, "remove",
+                                    user.get_name(), "remove of %s" % name, "not removed", action="remove"))
 
     @app.get("/ui", response_class=HTMLResponse, dependencies=[_user_dependency("GET")])
     def page():
