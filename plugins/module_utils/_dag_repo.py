@@ -433,21 +433,24 @@ if ruff and bag is not None:
 requirements = []
 if os.environ.get("QUBINODE_REQUIREMENTS"):
     from importlib.metadata import PackageNotFoundError, version
-    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.requirements import Requirement
     with open(os.environ.pop("QUBINODE_REQUIREMENTS"), encoding="utf-8", errors="replace") as f:
         for number, text in enumerate(f, 1):
-            text = text.split(" #", 1)[0].strip()
+            text = "".join(c if c.isprintable() else "?" for c in text.split(" #", 1)[0].strip())
             if not text or text.startswith("#"):
                 continue
+            if len(requirements) >= 100:
+                requirements.append([number, "...", None, "not read: the first 100 findings are listed"])
+                break
             try:
                 req = Requirement(text)
-            except InvalidRequirement:
-                req = None
-            if req is None or req.url:
+                if req.url:
+                    raise ValueError(req.url)
+                if req.marker is not None and not req.marker.evaluate():
+                    continue
+            except Exception:
                 requirements.append([number, text[:200], None, "not read: only package requirements are (no option, "
                                                                 "file or URL)"])
-                continue
-            if req.marker is not None and not req.marker.evaluate():
                 continue
             try:
                 have = version(req.name)

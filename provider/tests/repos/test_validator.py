@@ -323,3 +323,15 @@ def test_requirements_the_stack_does_not_satisfy_are_listed_and_nothing_is_insta
         [9, "qa-pkg @ https://example.invalid/qa_pkg-1.0-py3-none-any.whl", None, unread],
         [11, "not a requirement!", None, unread],
     ], result["requirements"]
+
+
+
+def test_a_hostile_requirements_file_is_listed_bounded_and_printable(tmp_path):
+    lines = ["\x1b[31mred", 'qa-extra-only ; extra == "ssh"'] + ["qa-missing-%d" % n for n in range(150)]
+    result = validate(tmp_path, {"helpers.py": "TASK_ID = 'r'\n", "dags/qa_paths.py": DAG},
+                      requirements="\n".join(lines) + "\n")
+    found = result["requirements"]
+    assert found[0] == [1, "?[31mred", None, "not read: only package requirements are (no option, file or URL)"]
+    # A marker for an extra does not apply to the stack: not listed.
+    assert found[1] == [3, "qa-missing-0", None, ""]
+    assert len(found) == 101 and found[-1] == [102, "...", None, "not read: the first 100 findings are listed"]
