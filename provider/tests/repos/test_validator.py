@@ -325,7 +325,6 @@ def test_requirements_the_stack_does_not_satisfy_are_listed_and_nothing_is_insta
     ], result["requirements"]
 
 
-
 def test_a_hostile_requirements_file_is_listed_bounded_and_printable(tmp_path):
     lines = ["\x1b[31mred", 'qa-extra-only ; extra == "ssh"'] + ["qa-missing-%d" % n for n in range(150)]
     result = validate(tmp_path, {"helpers.py": "TASK_ID = 'r'\n", "dags/qa_paths.py": DAG},
