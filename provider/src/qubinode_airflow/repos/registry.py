@@ -258,9 +258,14 @@ def promote_credentials(value: Any, name: str) -> dict[str, str]:
     return credentials_var(name)
 
 
-# The DAGs whose runs add, validate and pin, check, or remove a repository (the conf names it).
-REPO_DAGS = ("qubinode_dag_repo_promote", "qubinode_dag_repo_register", "qubinode_dag_repo_review",
-             "qubinode_dag_repo_remove")
+# The DAGs whose runs add, validate and pin, check, or remove a repository (the conf names it): the one that
+# validates and pins the commit of a push to a pinned repository, the one that validates the head of a merge
+# request and reports a commit status (deploys nothing), and those behind the page's "Add" and "Remove".
+PROMOTE_DAG = "qubinode_dag_repo_promote"
+REVIEW_DAG = "qubinode_dag_repo_review"
+REGISTER_DAG = "qubinode_dag_repo_register"
+REMOVE_DAG = "qubinode_dag_repo_remove"
+REPO_DAGS = (PROMOTE_DAG, REGISTER_DAG, REVIEW_DAG, REMOVE_DAG)
 # What the webhook and the page start runs for: the first part of the run ids they give.
 RUN_REASONS = ("push", "sync", "rollback", "add", "remove", "review")
 

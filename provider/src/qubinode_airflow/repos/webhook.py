@@ -40,14 +40,9 @@ DELIVERY_EVENT = "qubinode.webhook.delivery"
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 # A cookie-authenticated POST must carry this header, which a cross-site form cannot send.
 CSRF_HEADER = "X-Qubinode-Request"
-# The DAG that validates and pins the commit of a push to a pinned repository (the dag_repos playbook).
-PROMOTE_DAG = "qubinode_dag_repo_promote"
-# The DAG that validates the head of a merge request and reports a commit status (deploys nothing).
-REVIEW_DAG = "qubinode_dag_repo_review"
-# The example DAG that registers a repository (the page's "Add").
-REGISTER_DAG = "qubinode_dag_repo_register"
-# Runs the dag_repos playbook that removes a repository (the page's "Remove").
-REMOVE_DAG = "qubinode_dag_repo_remove"
+# The repository DAGs that the webhook and the page start (the registry names them).
+PROMOTE_DAG, REVIEW_DAG, REGISTER_DAG, REMOVE_DAG = (registry.PROMOTE_DAG, registry.REVIEW_DAG, registry.REGISTER_DAG,
+                                                     registry.REMOVE_DAG)
 REVIEW_EVENTS = ("pull_request", "merge request hook")
 PR_ACTIONS = ("opened", "synchronize", "reopened")
 MR_ACTIONS = ("open", "update", "reopen")
