@@ -23,7 +23,9 @@ description:
     (pin this commit instead of the head of C(ref), for example to roll back) and C(forward_only) (with C(commit),
     the commit of a push - see the module's O(qubinode.airflow.airflow_dag_repo#module:forward_only)) and
     C(review_ref) (with C(commit), the head of a merge request to validate without deploying it - see
-    O(qubinode.airflow.airflow_dag_repo#module:review_ref))."
+    O(qubinode.airflow.airflow_dag_repo#module:review_ref)), C(requirements_file) and C(test_dir) (paths in the
+    repository, the module's O(qubinode.airflow.airflow_dag_repo#module:requirements_file) and
+    O(qubinode.airflow.airflow_dag_repo#module:test_dir); an empty string reads none)."
   - Unknown keys, missing fields, wrong types, duplicate names or namespaces and a C(credentials) variable
     that is not defined fail with the file, the entry and the field.
   - Credentials are not resolved into the result; only the variable name is returned.
@@ -103,6 +105,14 @@ _raw:
     review_ref:
       description: The merge request whose head RV(_raw[].commit) is validated only, or null.
       type: str
+    requirements_file:
+      description: The repository's requirements file as given, or null for the module's default.
+      type: str
+      version_added: 1.1.0
+    test_dir:
+      description: The repository's test directory as given, or null for the module's default.
+      type: str
+      version_added: 1.1.0
 """
 
 from ansible.errors import AnsibleError
@@ -127,7 +137,8 @@ FIELDS = {
     "name": string_types, "url": string_types, "branch": string_types, "ref": string_types,
     "subdir": string_types, "priority": int, "namespace": string_types, "credentials": string_types,
     "refresh_interval": int, "pin": bool, "validation_network": bool, "import_paths": list,
-    "commit": string_types, "forward_only": bool, "review_ref": string_types,
+    "commit": string_types, "forward_only": bool, "review_ref": string_types, "requirements_file": string_types,
+    "test_dir": string_types,
 }
 CREDENTIAL_KEYS = ("token", "username", "ssh_private_key")
 
@@ -208,6 +219,8 @@ class LookupModule(LookupBase):
                     ("forward_only", "pin") if raw.get("forward_only") else ("review_ref", "validate")))
             if raw.get("review_ref") is not None:
                 check_review_ref(raw["review_ref"], "", "field 'review_ref'")
+            for field in ("requirements_file", "test_dir"):
+                check_subdir(raw.get(field), "", "field '%s'" % field)
         except InputError as e:
             raise AnsibleError("dag_repo_manifest: %s: %s" % (where, e))
         cred = raw.get("credentials")
@@ -224,4 +237,5 @@ class LookupModule(LookupBase):
             priority=raw.get("priority", 100), credentials=cred, refresh_interval=raw.get("refresh_interval"),
             pin=raw.get("pin", True), validation_network=raw.get("validation_network", False),
             commit=raw.get("commit"), forward_only=raw.get("forward_only", False), review_ref=raw.get("review_ref"),
+            requirements_file=raw.get("requirements_file"), test_dir=raw.get("test_dir"),
         )

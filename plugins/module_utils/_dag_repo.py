@@ -36,6 +36,7 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._host import (
     AIRFLOW_UNITS, deferred, installed_units, read_runtime, restart_with_cleanup)
 from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input import (
     SHA_RE, InputError, check_registry)
+from ansible_collections.qubinode.airflow.plugins.module_utils._requirements import allowed_names, registry_requirements
 
 REGISTRY_KEY = "qubinode_dag_repos"
 ENV_NAME = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
@@ -47,6 +48,8 @@ IMPORT_PATHS_BUNDLE = "qubinode_airflow.repos.bundle.GitDagBundleWithImportPaths
 PINNED_BUNDLE = "qubinode_airflow.repos.bundle.PinnedGitDagBundle"
 GIT_BUNDLES = (GIT_BUNDLE, IMPORT_PATHS_BUNDLE, PINNED_BUNDLE)
 PIN_DIR = "bundle-pins"
+# The requirement lines of the registered repositories, which the airflow role installs into a new virtualenv.
+REQUIREMENTS_FILE = "dag-repo-requirements.txt"
 HISTORY = 10
 WORK_DIR = "/var/lib/qubinode-airflow/dag-repos"
 ALLOW_FILE = ".qubinode-secrets-allow"
@@ -727,6 +730,33 @@ def write_pins(config_dir, registry, check_mode):
     return changed
 
 
+def write_requirements(config_dir, registry, check_mode):
+    """The requirement lines of every registered repository, one per line (root 0644; none: no file), for the
+    airflow role to install into a new virtualenv of an upgrade. Returns whether the file changed."""
+    lines, _pins, _dropped = registry_requirements(registry, allowed_names(read_runtime(config_dir)))
+    path = os.path.join(config_dir, REQUIREMENTS_FILE)
+    text = ("# Managed by qubinode.airflow: the requirements of the registered DAG repositories (the Airflow "
+            "variable %s).\n%s" % (REGISTRY_KEY, "".join(line + "\n" for line in lines))) if lines else None
+    current = None
+    if os.path.lexists(path):
+        current = False  # a link or anything but a regular file is replaced, never followed
+        if os.path.isfile(path) and not os.path.islink(path):
+            with open(path) as f:
+                current = f.read()
+    if current == text or (text is None and current is None):
+        return False
+    if not check_mode:
+        if text is None:
+            os.unlink(path)
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=".requirements-", dir=config_dir)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)
+            os.rename(tmp, path)
+    return True
+
+
 def request_bundle_refresh(api, name):
     """Ask the dag-processors to refresh the bundle now and parse each of its DAG files again (a priority parse
     of every file that holds a DAG: after a refresh Airflow queues only new files, and the others would keep
@@ -827,10 +857,11 @@ def apply_to_host(module, registry, config_dir, airflow_user, check_mode, api=No
     effective_old = current if current is not None else base
     # The pins first: a bundle the new list adds reads its pin when the services start.
     repinned = write_pins(config_dir, registry, check_mode)
+    requirements_changed = write_requirements(config_dir, registry, check_mode)
     if not registry:
         # Nothing registered: the file is not needed; airflow.cfg's own list applies.
         if current is None:
-            return bool(repinned), [], base
+            return bool(repinned) or requirements_changed, [], base
         if not check_mode:
             os.remove(env_file)
         restart = restarts_needed(current, base)
@@ -849,7 +880,7 @@ def apply_to_host(module, registry, config_dir, airflow_user, check_mode, api=No
             os.chmod(tmp, 0o644)
             os.rename(tmp, env_file)
         if same and not repinned:
-            return False, [], bundles
+            return requirements_changed, [], bundles
     if repinned and "airflow-dag-processor" not in restart and not check_mode \
             and installed_units(("airflow-dag-processor",), config_dir):
         # A bundle already served: its dag-processor serves the new pin at its next refresh of the bundle,

@@ -18,6 +18,8 @@ description:
     C([dag_processor] dag_bundle_config_list) for its services and CLI.
   - Restarts only what must re-read the list - the dag-processor when only a pinned commit moved, every
     Airflow service of the host when repositories were added or removed.
+  - Writes C(dag-repo-requirements.txt) beside it, the requirement lines of the registered repositories, which
+    the C(airflow) role installs into the virtualenv of an upgrade.
   - The C(airflow) role runs it on every Airflow host at the end of a converge, and the playbook
     C(qubinode.airflow.dag_repos) after registering, so each host serves the same bundles.
 author: qubinode.airflow contributors (@qubinode)
@@ -57,6 +59,22 @@ bundles:
   returned: always
   type: list
   elements: dict
+requirements:
+  description:
+    - The requirement lines of the registered repositories that this host's airflow role installs (the playbook
+      C(qubinode.airflow.dag_repos) and the role's C(bundles) tasks install them before the bundles are applied).
+    - A line that is not a package requirement, or whose package neither the stack's constraints nor
+      C(airflow_dag_repo_packages) name, is left out with a warning (the registry is an Airflow variable).
+  returned: always
+  type: list
+  elements: str
+  version_added: 1.1.0
+packages:
+  description: The package versions (C(name==version)) resolved for them when they were registered, installed as constraints.
+  returned: always
+  type: list
+  elements: str
+  version_added: 1.1.0
 restarted:
   description: Services restarted on this host.
   returned: always
@@ -78,6 +96,8 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._dag_repo import 
     read_registry,
     wait_healthy,
 )
+from ansible_collections.qubinode.airflow.plugins.module_utils._host import read_runtime
+from ansible_collections.qubinode.airflow.plugins.module_utils._requirements import allowed_names, registry_requirements
 
 
 def main():
@@ -91,7 +111,12 @@ def main():
     p = module.params
     try:
         api = AirflowAPI(p)
-        changed, restarted, bundles = apply_to_host(module, read_registry(api), p["airflow_config_dir"],
+        registry = read_registry(api)
+        requirements, packages, dropped = registry_requirements(registry, allowed_names(read_runtime(p["airflow_config_dir"])))
+        if dropped:
+            module.warn("the registry entries of %s hold requirements that are not allowed on this host, which were left "
+                        "out; register those repositories again" % ", ".join(dropped))
+        changed, restarted, bundles = apply_to_host(module, registry, p["airflow_config_dir"],
                                                     p["airflow_user"], module.check_mode, api=api)
         if "airflow-api-server" in restarted and not module.check_mode:
             wait_healthy(api, p["wait_timeout"])
@@ -99,7 +124,7 @@ def main():
         module.fail_json(msg=to_text(e.msg))
     except AirflowAPIError as e:
         module.fail_json(msg=e.msg, status=e.status)
-    module.exit_json(changed=changed, restarted=restarted, bundles=bundles)
+    module.exit_json(changed=changed, restarted=restarted, bundles=bundles, requirements=requirements, packages=packages)
 
 
 if __name__ == "__main__":

@@ -126,12 +126,47 @@ options:
       - File of the repository, relative to its root, that lists the Python packages its DAGs need (pip's
         requirements format). When a validated commit has it as a regular file (a symbolic link is not read; at
         most 64 KiB), each package requirement the stack's Airflow virtualenv does not satisfy is returned in
-        RV(unmet_requirements) with a warning that names it; nothing is installed. Add such a package to the airflow
-        role's C(airflow_extra_pip_packages) and converge, and every Airflow host and Temporal worker then has it.
+        RV(unmet_requirements) with a warning that names it; this module alone installs nothing.
+      - The playbook C(qubinode.airflow.dag_repos) installs them before the commit goes live - O(requirements_only)
+        resolves them on this host, the airflow role installs them on every Airflow host and Temporal worker, and
+        this module then pins the commit and records them (O(requirements), O(packages)). Only a package requirement
+        is read (a name, extras, version specifiers, a marker; never an option, a file or a URL), and its package must
+        be one the stack's constraints pin or the airflow role's C(airflow_dag_repo_packages) names.
       - An empty string reads no file.
     type: str
     default: requirements.txt
     version_added: 1.0.0
+  requirements_only:
+    description:
+      - Only resolve the requirements of the commit O(state=present) would pin (O(commit), or the head of O(ref))
+        and return them - RV(requirements) and RV(packages); nothing is validated, pinned nor written, and the task
+        never reports a change.
+      - The requirements of every other registered repository are resolved with them, with the stack's constraints,
+        wheels only, in a dry run of pip in the Airflow virtualenv. A package that neither the constraints nor
+        C(airflow_dag_repo_packages) name, or a requirement that conflicts with a constraint or another repository's
+        requirement, fails the task with a report that names the package and the constraint.
+      - With the podman runtime the image holds the packages - nothing is resolved; add them to
+        C(airflow_extra_pip_packages). Check mode resolves nothing.
+    type: bool
+    default: false
+    version_added: 1.1.0
+  requirements:
+    description:
+      - The requirement lines of the commit that the playbook C(qubinode.airflow.dag_repos) installed on every host
+        (RV(requirements) of a O(requirements_only) run), recorded in the registry entry with the pinned commit, so
+        that a new host and an upgrade of the Airflow virtualenv install them too.
+    type: list
+    elements: str
+    default: []
+    version_added: 1.1.0
+  packages:
+    description:
+      - The packages (C(name==version)) that were resolved and installed for them (RV(packages) of that run),
+        recorded with them.
+    type: list
+    elements: str
+    default: []
+    version_added: 1.1.0
   refresh_interval:
     description: Seconds between Airflow's own checks of the bundle (C(refresh_interval) of the bundle).
     type: int
@@ -308,6 +343,16 @@ unmet_requirements:
   returned: when the commit was validated, on success and on failure
   type: list
   elements: dict
+requirements:
+  description: The package requirements of the commit's O(requirements_file) that were read, as written.
+  returned: with O(requirements_only)
+  type: list
+  elements: str
+packages:
+  description: The packages (C(name==version)) pip resolved to add for them and for the other repositories' requirements.
+  returned: with O(requirements_only)
+  type: list
+  elements: str
 history:
   description: The last validated commits of the repository, newest first (candidates for O(commit)).
   returned: when state=present
@@ -356,6 +401,7 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._dag_repo import 
     wait_parsed,
     write_registry,
 )
+from ansible_collections.qubinode.airflow.plugins.module_utils._host import read_runtime
 from ansible_collections.qubinode.airflow.plugins.module_utils._registry import ConnectionKind, Reconciler
 from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input import (
     InputError,
@@ -366,6 +412,15 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input impor
     check_review_ref,
     check_subdir,
     check_url,
+)
+from ansible_collections.qubinode.airflow.plugins.module_utils._requirements import (
+    RequirementsError,
+    allowed_names,
+    check_requirement_list,
+    disallowed,
+    parse_requirements,
+    registry_requirements,
+    resolve,
 )
 
 KEYS = ("url", "ref", "subdir", "pin", "refresh_interval", "git_conn_id", "commit", "import_paths")
@@ -485,13 +540,78 @@ class DagRepo:
                     self.module.warn("%s at %s uses %d API(s) that Airflow 3 deprecated (see deprecated_apis: each "
                                      "with its replacement)" % (self.name, commit[:12], len(deprecations)))
             if report:
-                raise RepoError("%s at %s refused: %d finding(s); %s" % (
-                    self.name, commit[:12], len(report),
-                    "still serving %s" % registry[self.name]["commit"][:12] if self.name in registry
-                    else "not registered"), report)
+                raise self.refused(commit, registry, report)
             return dags
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+
+    def refused(self, commit, registry, report):
+        return RepoError("%s at %s refused: %d finding(s); %s" % (
+            self.name, commit[:12], len(report),
+            "still serving %s" % registry[self.name]["commit"][:12] if self.name in registry
+            else "not registered"), report)
+
+    def resolve_requirements(self, registry):
+        """requirements_only: the requirements of the commit to pin, resolved with every other registered
+        repository's, in a dry run of pip that changes nothing."""
+        p = self.p
+        self.result.update(requirements=[], packages=[])
+        if self.module.check_mode:
+            return
+        git = Git(self.module, p["url"], p["token"], p["username"], p["ssh_private_key"], workdir=p["work_dir"])
+        try:
+            commit = self.target_commit(git, registry.get(self.name))
+            mirror = os.path.join(p["work_dir"], self.name, "mirror.git")
+            git.fetch(mirror)
+            text = (git.read_file(mirror, commit, self.requirements_file, REQUIREMENTS_LIMIT)
+                    if self.requirements_file else None)
+        finally:
+            git.close()
+        self.result["commit"] = commit
+        if text is None:
+            return
+        try:
+            accepted, unread = parse_requirements(text)
+        except RequirementsError as e:
+            raise self.refused(commit, registry, [dict(file=self.requirements_file, kind="requirement", message=e.msg)])
+        if unread:
+            self.module.warn("%s at %s: line(s) %s of its %s are not package requirements and were not read (no option, "
+                             "file or URL)" % (self.name, commit[:12], ", ".join(str(n) for n, _t, _w in unread),
+                                               self.requirements_file))
+        runtime = read_runtime(p["airflow_config_dir"])
+        if not accepted:
+            return
+        if runtime["runtime"] != "native":
+            self.module.warn("%s: with the podman runtime the image holds the packages and its %s is not installed; add "
+                             "what it needs to the airflow role's airflow_extra_pip_packages" % (self.name,
+                                                                                                 self.requirements_file))
+            return
+        allowed = allowed_names(runtime)
+        findings = disallowed(accepted, allowed, self.requirements_file)
+        if findings:
+            raise self.refused(commit, registry, findings)
+        lines = [line for _n, line in accepted]
+        others, pins, dropped = registry_requirements(registry, allowed, skip=self.name)
+        if dropped:
+            self.module.warn("the registry entries of %s hold requirements that are not allowed here, which were left "
+                             "out; register those repositories again" % ", ".join(dropped))
+        stage = tempfile.mkdtemp(prefix="requirements-", dir=p["work_dir"])
+        try:
+            packages = resolve(self.module, os.path.join(p["airflow_venv"], "bin", "python"),
+                               sorted(set(lines) | set(others)), runtime.get("constraints"),
+                               runtime.get("pip_extra_args"), stage, pins=pins)
+        except RequirementsError as e:
+            raise self.refused(commit, registry, [dict(file=self.requirements_file, kind="requirement", message=e.msg)])
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        self.result.update(requirements=lines, packages=packages)
+
+    def target_commit(self, git, old):
+        """The commit a registration pins: O(commit) (checked for a push), else the head of O(ref)."""
+        p = self.p
+        if p["commit"] and p["forward_only"]:
+            return self.forward_commit(git, old)
+        return p["commit"] or git.resolve(p["ref"])
 
     def stage_requirements(self, git, mirror, commit, stage):
         """The commit's requirements file copied into the root-only stage for the validator to read (None: none)."""
@@ -554,12 +674,7 @@ class DagRepo:
         git = Git(self.module, p["url"], p["token"], p["username"], p["ssh_private_key"],
                   workdir=None if self.module.check_mode else p["work_dir"])
         try:
-            if p["commit"] and p["forward_only"]:
-                commit = self.forward_commit(git, old)
-            elif p["commit"]:
-                commit = p["commit"]
-            else:
-                commit = git.resolve(p["ref"])
+            commit = self.target_commit(git, old)
             want = dict(url=p["url"], ref=p["ref"], subdir=self.subdir, pin=p["pin"],
                         refresh_interval=p["refresh_interval"], commit=commit,
                         git_conn_id=conn_id_for(self.name) if (p["token"] or p["ssh_private_key"]) else None)
@@ -583,6 +698,8 @@ class DagRepo:
                         if c not in seen:
                             seen.add(c)
                             ordered.append(c)
+                    if p["requirements"] or p["packages"]:
+                        want.update(requirements=p["requirements"], packages=p["packages"])
                     entry = dict(want, dag_ids=sorted(dags), history=ordered[:HISTORY],
                                  previous=old.get("commit") if old and old.get("commit") != commit else
                                  (old or {}).get("previous"),
@@ -687,12 +804,17 @@ class DagRepo:
             self.test_dir = check_subdir(p["test_dir"], field="test_dir")
             self.requirements_file = check_subdir(p["requirements_file"], field="requirements_file")
             self.import_paths = check_import_paths(p["import_paths"])
+            check_requirement_list(p["requirements"], "requirements")
+            check_requirement_list(p["packages"], "packages", pins=True)
+            if p["requirements_only"] and (p["state"] != "present" or p["review_ref"]):
+                raise InputError("requirements_only resolves the requirements of a commit to pin: give state=present "
+                                 "and no review_ref")
             if p["state"] == "present":
                 if not p["url"]:
                     raise InputError("url is required with state=present, for example "
                                      "url: https://git.example.com/dags.git")
                 check_url(p["url"], token=bool(p["token"]))
-        except InputError as e:
+        except (InputError, RequirementsError) as e:
             raise RepoError(str(e))
         if p["state"] == "present" and not self.module.check_mode:
             ensure_root_dir(p["work_dir"])
@@ -700,7 +822,9 @@ class DagRepo:
     def run(self):
         self.check_input()
         registry = read_registry(self.api)
-        if self.p["state"] == "present" and self.p["review_ref"]:
+        if self.p["requirements_only"]:
+            self.resolve_requirements(registry)
+        elif self.p["state"] == "present" and self.p["review_ref"]:
             self.review(registry)
         elif self.p["state"] == "present":
             self.present(registry)
@@ -721,6 +845,9 @@ def main():
         subdir=dict(type="str"),
         test_dir=dict(type="str", default="tests"),
         requirements_file=dict(type="str", default="requirements.txt"),
+        requirements_only=dict(type="bool", default=False),
+        requirements=dict(type="list", elements="str", default=[]),
+        packages=dict(type="list", elements="str", default=[]),
         import_paths=dict(type="list", elements="str", default=[]),
         refresh_interval=dict(type="int", default=300),
         pin=dict(type="bool", default=True),

@@ -44,6 +44,8 @@ def test_entries_come_back_checked_and_in_priority_order(run_playbook, tmp_path)
             priority: 10
             namespace: core
             credentials: vault_git_platform
+            requirements_file: deps/requirements.txt
+            test_dir: ""
           - name: pushed
             url: https://git.example.com/p.git
             commit: "%s"
@@ -57,7 +59,8 @@ def test_entries_come_back_checked_and_in_priority_order(run_playbook, tmp_path)
                           ref="release", subdir="dags", import_paths=["plugins", "lib/shared"], priority=10,
                           credentials="vault_git_platform",
                           refresh_interval=None, pin=True, validation_network=False, commit=None,
-                          forward_only=False, review_ref=None)
+                          forward_only=False, review_ref=None, requirements_file="deps/requirements.txt", test_dir="")
+    assert got[1]["requirements_file"] is None and got[1]["test_dir"] is None
     assert got[2]["commit"] == "ab" * 20 and got[2]["forward_only"] is True
     assert got[1]["namespace"] == "team-b" and got[1]["ref"] == "v2.0" and got[1]["priority"] == 100
     assert "not-printed-123" not in result.output
@@ -77,6 +80,8 @@ def test_entries_come_back_checked_and_in_priority_order(run_playbook, tmp_path)
     # hostile values are refused here, before any registration runs
     ("- {name: a, url: 'https://g.example.com/u.git', subdir: '--output=/root/x'}", "field 'subdir'"),
     ("- {name: a, url: 'https://g.example.com/u.git', subdir: '../../etc'}", "field 'subdir'"),
+    ("- {name: a, url: 'https://g.example.com/u.git', requirements_file: '../../etc/shadow'}", "field 'requirements_file'"),
+    ("- {name: a, url: 'https://g.example.com/u.git', test_dir: '--rootdir=/'}", "field 'test_dir'"),
     ("- {name: a, url: 'https://g.example.com/u.git', import_paths: ['../../etc']}", "field 'import_paths'"),
     ("- {name: a, url: 'https://g.example.com/u.git', import_paths: plugins}", "field 'import_paths' must be a list"),
     ("- {name: a, url: 'https://g.example.com/u.git', branch: '--upload-pack=id'}", "field 'branch'"),

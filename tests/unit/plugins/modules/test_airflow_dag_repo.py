@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
 from temporal_server import free_port
+from wheels import make_wheel
 
 # Stale bundle clones are removed as the Airflow user; in these tests, as whoever runs them.
 USER = pwd.getpwuid(os.geteuid()).pw_name
@@ -837,3 +840,62 @@ def test_unmet_requirements_are_returned_and_named_in_a_warning(upstream, tmp_pa
         "stack (see unmet_requirements)",
         "team_a at abababababab: 1 line(s) of its requirements.txt are not package requirements and were not read (see "
         "unmet_requirements)"]
+
+
+def requirements_repo(upstream, tmp_path, text, wheels_dir):
+    """The upstream with `text` as its requirements file at the head, and a host whose runtime.json allows
+    qa-tool besides the constraints (qa-base==1.0), with a local wheel directory as its index."""
+    work = upstream["work"]
+    (work / "requirements.txt").write_text(text)
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "requirements", cwd=work)
+    git("push", "-q", str(upstream["bare"]), "main", cwd=work)
+    for name, version, requires in (("qa-base", "1.0", ()), ("qa-base", "2.0", ()), ("qa-tool", "1.0", ["qa-base"])):
+        make_wheel(wheels_dir, name, version, requires)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "constraints.txt").write_text("qa-base==1.0\n")
+    (conf / "runtime.json").write_text(json.dumps(dict(
+        runtime="native", constraints=str(conf / "constraints.txt"), dag_repo_packages=["qa-tool"],
+        pip_extra_args="--no-index --find-links %s" % wheels_dir)))
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    os.symlink(sys.executable, venv / "python")
+    (tmp_path / "repos" / "team_a").mkdir(parents=True)
+    repo, g = push_repo(upstream, tmp_path, None, forward_only=False, requirements_only=True,
+                        requirements_file="requirements.txt", airflow_config_dir=str(conf),
+                        airflow_venv=str(tmp_path / "venv"))
+    g.close()
+    repo.requirements_file = "requirements.txt"
+    return repo
+
+
+def test_requirements_only_resolves_the_commits_requirements_and_changes_nothing(upstream, tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    repo = requirements_repo(upstream, tmp_path, "qa-tool  # what the DAGs import\n-r more.txt\n", wheels)
+    repo.resolve_requirements({"team_b": dict(requirements=["qa-base"], packages=["qa-base==1.0"])})
+    assert repo.result["commit"] == git("rev-parse", "HEAD", cwd=upstream["work"])
+    assert repo.result["requirements"] == ["qa-tool"]
+    assert repo.result["packages"] == ["qa-base==1.0", "qa-tool==1.0"]
+    assert repo.result["changed"] is False
+    assert repo.module.warnings == ["team_a at %s: line(s) 2 of its requirements.txt are not package requirements and "
+                                    "were not read (no option, file or URL)" % repo.result["commit"][:12]]
+
+
+@pytest.mark.parametrize("text, registry, expect", [
+    ("qa-tool\nqa-evil==1\n", {}, "qa-evil==1: qa-evil is neither pinned by the stack's constraints nor listed"),
+    ("qa-tool\nqa-base>=2\n", {}, r"The user requested \(constraint\) qa-base==1.0"),
+    # Another registered repository's requirement conflicts: this commit is refused, the other keeps its package.
+    ("qa-tool\n", {"team_b": dict(requirements=["qa-base<1"], packages=[])}, "qa-base<1"),
+])
+def test_requirements_only_refuses_what_cannot_be_installed(upstream, tmp_path, text, registry, expect):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    repo = requirements_repo(upstream, tmp_path, text, wheels)
+    with pytest.raises(dr.RepoError) as e:
+        repo.resolve_requirements(dict(registry, team_a=dict(commit=upstream["head"])))
+    assert e.value.msg.startswith("team_a at %s refused: 1 finding(s); still serving %s"
+                                  % (git("rev-parse", "HEAD", cwd=upstream["work"])[:12], upstream["head"][:12]))
+    assert re.search(expect, e.value.report[0]["message"]), e.value.report
+    assert e.value.report[0]["file"] == "requirements.txt"
