@@ -108,11 +108,11 @@ _raw:
     requirements_file:
       description: The repository's requirements file as given, or null for the module's default.
       type: str
-      version_added: 1.1.0
+      version_added: 1.0.0
     test_dir:
       description: The repository's test directory as given, or null for the module's default.
       type: str
-      version_added: 1.1.0
+      version_added: 1.0.0
 """
 
 from ansible.errors import AnsibleError

@@ -68,13 +68,13 @@ requirements:
   returned: always
   type: list
   elements: str
-  version_added: 1.1.0
+  version_added: 1.0.0
 packages:
   description: The package versions (C(name==version)) resolved for them when they were registered, installed as constraints.
   returned: always
   type: list
   elements: str
-  version_added: 1.1.0
+  version_added: 1.0.0
 restarted:
   description: Services restarted on this host.
   returned: always

@@ -149,7 +149,7 @@ options:
         C(airflow_extra_pip_packages). Check mode resolves nothing.
     type: bool
     default: false
-    version_added: 1.1.0
+    version_added: 1.0.0
   requirements:
     description:
       - The requirement lines of the commit that the playbook C(qubinode.airflow.dag_repos) installed on every host
@@ -158,7 +158,7 @@ options:
     type: list
     elements: str
     default: []
-    version_added: 1.1.0
+    version_added: 1.0.0
   packages:
     description:
       - The packages (C(name==version)) that were resolved and installed for them (RV(packages) of that run),
@@ -166,7 +166,7 @@ options:
     type: list
     elements: str
     default: []
-    version_added: 1.1.0
+    version_added: 1.0.0
   refresh_interval:
     description: Seconds between Airflow's own checks of the bundle (C(refresh_interval) of the bundle).
     type: int
