@@ -18,6 +18,9 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.qubinode.airflow.plugins.module_utils._requirements import (
+    RequirementsError, check_requirement_list)
+
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 # The head of a merge request as the git server publishes it: GitHub's pull requests, GitLab's merge requests.
@@ -33,6 +36,7 @@ REGISTRY_FIELDS = {
     "url": str, "ref": str, "subdir": (str, type(None)), "pin": bool, "refresh_interval": int,
     "git_conn_id": (str, type(None)), "commit": str, "dag_ids": list, "history": list,
     "previous": (str, type(None)), "validated_at": (str, type(None)), "import_paths": list,
+    "requirements_file": str, "test_dir": str, "requirements": list, "packages": list,
 }
 # Directories of a repository its DAGs import from, beside the DAG directory.
 MAX_IMPORT_PATHS = 10
@@ -185,6 +189,13 @@ def check_registry_entry(name, entry, where="the Airflow variable qubinode_dag_r
     check_commit(entry["commit"], here)
     check_subdir(entry.get("subdir"), here)
     check_import_paths(entry.get("import_paths"), here)
+    for field in ("requirements_file", "test_dir"):
+        check_subdir(entry.get(field), here, field)
+    try:
+        check_requirement_list(entry.get("requirements", []), "requirements")
+        check_requirement_list(entry.get("packages", []), "packages", pins=True)
+    except RequirementsError as e:
+        raise InputError("%s%s" % (here, e.msg))
     if entry.get("git_conn_id") not in (None, "qubinode_git_%s" % name):
         raise InputError("%sfield 'git_conn_id' must be qubinode_git_%s or null" % (here, name))
     for field in ("history",):

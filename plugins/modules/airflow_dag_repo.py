@@ -423,7 +423,10 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._requirements imp
     resolve,
 )
 
-KEYS = ("url", "ref", "subdir", "pin", "refresh_interval", "git_conn_id", "commit", "import_paths")
+KEYS = ("url", "ref", "subdir", "pin", "refresh_interval", "git_conn_id", "commit", "import_paths", "requirements_file",
+        "test_dir")
+# The defaults of the options kept in an entry only when they differ (an entry registered before keeps comparing equal).
+ENTRY_DEFAULTS = dict(requirements_file="requirements.txt", test_dir="tests")
 FINGERPRINT_FILE = "credentials.fingerprint"
 # The largest requirements file read (bytes).
 REQUIREMENTS_LIMIT = 65536
@@ -681,6 +684,8 @@ class DagRepo:
             if self.import_paths:
                 # Only when given: an entry registered without them compares as it was.
                 want["import_paths"] = self.import_paths
+            # The same for these, which a push or a sync from the page must read as the registration did.
+            want.update((k, p[k]) for k, default in ENTRY_DEFAULTS.items() if p[k] != default)
             same = old is not None and all(old.get(k) == want.get(k) for k in KEYS)
             self.result.update(commit=commit, previous_commit=old.get("commit") if old else None)
             if same:
@@ -688,8 +693,9 @@ class DagRepo:
             else:
                 if self.module.check_mode:
                     entry = dict(old or {}, **want)
-                    if "import_paths" not in want:
-                        entry.pop("import_paths", None)
+                    for key in ("import_paths",) + tuple(ENTRY_DEFAULTS):
+                        if key not in want:
+                            entry.pop(key, None)
                 else:
                     dags = self.validate(git, commit, registry)
                     history = [commit] + ([old["commit"]] if old else []) + (old or {}).get("history", [])

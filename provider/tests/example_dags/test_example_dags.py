@@ -58,7 +58,7 @@ def test_promote_entry_hands_on_the_registered_entry_and_the_push():
                          "history": ["cd" * 20], "git_conn_id": None},
                 "follows": {"url": "https://git.example.com/f.git", "ref": "main", "pin": False, "commit": sha},
                 "private": {"url": "https://git.example.com/p.git", "ref": "main", "commit": sha,
-                            "git_conn_id": "qubinode_git_private"}}
+                            "git_conn_id": "qubinode_git_private", "requirements_file": "deps/req.txt", "test_dir": ""}}
     assert promote_entry(registry, "team", sha) == {
         "name": "team", "pin": True, "url": "https://git.example.com/t.git", "ref": "main", "subdir": "dags",
         "import_paths": ["plugins"], "refresh_interval": 60, "commit": sha, "forward_only": True}
@@ -66,6 +66,9 @@ def test_promote_entry_hands_on_the_registered_entry_and_the_push():
     assert "commit" not in promote_entry(registry, "team", None)
     # Registered with credentials: the playbook gets them in a variable, read from the repository's own connection.
     assert promote_entry(registry, "private", sha)["credentials"] == "qubinode_dag_repo_credentials"
+    # A requirements file or test directory other than the default goes with it ("" reads none).
+    assert {k: promote_entry(registry, "private", sha)[k] for k in ("requirements_file", "test_dir")} == {
+        "requirements_file": "deps/req.txt", "test_dir": ""}
     assert promote_credentials(registry, "private") == {"qubinode_dag_repo_credentials": "qubinode_git_private"}
     assert promote_credentials(registry, "team") == {} and "credentials" not in promote_entry(registry, "team", sha)
     registry["private"]["git_conn_id"] = "qubinode_stack"

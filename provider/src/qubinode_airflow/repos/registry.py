@@ -175,6 +175,8 @@ def promote_entry(value: Any, name: str, commit: str | None, review_ref: str | N
         raise ValueError("%s is not pinned: Airflow follows its ref by itself" % name)
     item = {"name": name, "pin": bool(entry.get("pin", True))}
     item.update({key: entry[key] for key in PROMOTE_FIELDS if entry.get(key) not in (None, [], "")})
+    # Files of the repository, kept when they differ from the defaults ("" reads none).
+    item.update({key: entry[key] for key in ("requirements_file", "test_dir") if isinstance(entry.get(key), str)})
     if promote_credentials(value, name):
         item["credentials"] = CREDENTIALS_VAR
     if commit or review_ref:

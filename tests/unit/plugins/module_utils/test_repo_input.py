@@ -107,6 +107,11 @@ def entry(**kw):
     ("p", entry(git_conn_id="aws_default"), "git_conn_id"),
     ("p", entry(history=["--upload-pack=x"]), "history"),
     ("p", "not a mapping", "is not a mapping"),
+    ("p", entry(requirements=["--index-url=https://evil.example/simple"]), "entry 'p': requirements: .* is not a package"),
+    ("p", entry(requirements="qa-tool"), "field 'requirements' has the wrong type"),
+    ("p", entry(packages=["qa-tool>=1"]), "entry 'p': packages: .* is not a package pin"),
+    ("p", entry(requirements_file="../../etc/shadow"), "requirements_file"),
+    ("p", entry(test_dir="--rootdir=/"), "test_dir"),
 ])
 def test_a_tampered_registry_entry_is_a_clear_error(name, item, says):
     with pytest.raises(ri.InputError, match=says):
@@ -119,6 +124,12 @@ class FakeAPI:
 
     def get_or_none(self, path):
         return {"key": dr.REGISTRY_KEY, "value": json.dumps(self.value)}
+
+
+def test_an_entry_with_requirements_is_accepted():
+    item = entry(requirements=["qa-tool>=1", "qa-base[x]"], packages=["qa-tool==1.0"], requirements_file="deps/r.txt",
+                 test_dir="")
+    assert ri.check_registry({"p": item}) == {"p": item}
 
 
 def test_reading_a_tampered_registry_names_the_entry_and_field():
