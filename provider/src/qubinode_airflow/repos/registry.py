@@ -36,7 +36,10 @@ SUBDIR_PATTERN = r"^(?!.*(?:^|/)\.{1,2}(?:/|$))[A-Za-z0-9_][A-Za-z0-9._/-]{0,254
 # Field types of an entry (the collection's airflow_dag_repo writes them; Op users can edit the variable).
 FIELD_TYPES = {"url": str, "ref": str, "commit": str, "pin": bool, "subdir": (str, type(None)),
                "refresh_interval": int, "git_conn_id": (str, type(None)), "dag_ids": list, "history": list,
-               "previous": (str, type(None)), "validated_at": (str, type(None)), "import_paths": list}
+               "previous": (str, type(None)), "validated_at": (str, type(None)), "import_paths": list,
+               "requirements_file": str, "test_dir": str, "requirements": list, "packages": list}
+# A full commit SHA, the only form of commit the registry, the webhook and the page pass on.
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 class RegistryError(Exception):
@@ -180,7 +183,7 @@ def promote_entry(value: Any, name: str, commit: str | None, review_ref: str | N
     if promote_credentials(value, name):
         item["credentials"] = CREDENTIALS_VAR
     if commit or review_ref:
-        if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{40}", commit):
+        if not isinstance(commit, str) or not SHA_RE.fullmatch(commit):
             raise ValueError("commit %r is not a full 40-character SHA" % (commit,))
         item["commit"] = commit
         if review_ref:
@@ -199,7 +202,7 @@ def promote_entry(value: Any, name: str, commit: str | None, review_ref: str | N
 def check_rollback(entry: dict[str, Any], name: str, commit: Any) -> None:
     """A rollback goes back to one of the repository's last validated commits (its history), never elsewhere."""
     history = [c for c in entry.get("history") or [] if isinstance(c, str) and c != entry.get("commit")]
-    if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{40}", commit) or commit not in history:
+    if not isinstance(commit, str) or not SHA_RE.fullmatch(commit) or commit not in history:
         raise ValueError("%s cannot roll back to %r: give one of its last validated commits (%s)"
                          % (name, commit, ", ".join(c[:12] for c in history) or "there is none yet"))
 
@@ -289,7 +292,7 @@ def recent_runs(session, per_repo: int = 10, scan: int = 500) -> dict[str, list[
         when = run.start_date or run.run_after
         runs.setdefault(name, []).append({
             "dag_id": run.dag_id, "run_id": run.run_id, "why": why if why in RUN_REASONS else "manual",
-            "commit": commit if isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{40}", commit) else None,
+            "commit": commit if isinstance(commit, str) and SHA_RE.fullmatch(commit) else None,
             "state": str(run.state), "by": run.triggering_user_name, "at": when.isoformat() if when else None})
     return runs
 

@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 from typing import Any
 
 from airflow.api_fastapi.core_api.security import GetUserDep
@@ -37,7 +36,7 @@ SECRET_VARIABLE = "qubinode_webhook_secret"
 MAX_BODY = 5 * 1024 * 1024
 # Deliveries taken are remembered in Airflow's audit log (table log), by the digest of the signed body.
 DELIVERY_EVENT = "qubinode.webhook.delivery"
-SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+SHA_RE = registry.SHA_RE
 # A cookie-authenticated POST must carry this header, which a cross-site form cannot send.
 CSRF_HEADER = "X-Qubinode-Request"
 # The repository DAGs that the webhook and the page start (the registry names them).
