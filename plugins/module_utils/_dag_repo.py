@@ -36,7 +36,8 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._host import (
     AIRFLOW_UNITS, deferred, installed_units, read_runtime, restart_with_cleanup)
 from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input import (
     SHA_RE, InputError, check_registry)
-from ansible_collections.qubinode.airflow.plugins.module_utils._requirements import allowed_names, registry_requirements
+from ansible_collections.qubinode.airflow.plugins.module_utils._requirements import (
+    RequirementsError, allowed_names, registry_requirements)
 
 REGISTRY_KEY = "qubinode_dag_repos"
 ENV_NAME = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
@@ -730,10 +731,22 @@ def write_pins(config_dir, registry, check_mode):
     return changed
 
 
+def host_requirements(registry, config_dir):
+    """(requirement lines, package pins, entries with a line dropped) of the registry that this host may install:
+    the constraints and the allowlist are read only when an entry has requirements, and a missing constraints file
+    is a RepoError that names it."""
+    if not any(isinstance(e, dict) and (e.get("requirements") or e.get("packages")) for e in (registry or {}).values()):
+        return [], [], []
+    try:
+        return registry_requirements(registry, allowed_names(read_runtime(config_dir)))
+    except RequirementsError as e:
+        raise RepoError(e.msg)
+
+
 def write_requirements(config_dir, registry, check_mode):
     """The requirement lines of every registered repository, one per line (root 0644; none: no file), for the
     airflow role to install into a new virtualenv of an upgrade. Returns whether the file changed."""
-    lines, _pins, _dropped = registry_requirements(registry, allowed_names(read_runtime(config_dir)))
+    lines, _pins, _dropped = host_requirements(registry, config_dir)
     path = os.path.join(config_dir, REQUIREMENTS_FILE)
     text = ("# Managed by qubinode.airflow: the requirements of the registered DAG repositories (the Airflow "
             "variable %s).\n%s" % (REGISTRY_KEY, "".join(line + "\n" for line in lines))) if lines else None

@@ -93,11 +93,10 @@ from ansible_collections.qubinode.airflow.plugins.module_utils._api import (
 from ansible_collections.qubinode.airflow.plugins.module_utils._dag_repo import (
     RepoError,
     apply_to_host,
+    host_requirements,
     read_registry,
     wait_healthy,
 )
-from ansible_collections.qubinode.airflow.plugins.module_utils._host import read_runtime
-from ansible_collections.qubinode.airflow.plugins.module_utils._requirements import allowed_names, registry_requirements
 
 
 def main():
@@ -112,7 +111,7 @@ def main():
     try:
         api = AirflowAPI(p)
         registry = read_registry(api)
-        requirements, packages, dropped = registry_requirements(registry, allowed_names(read_runtime(p["airflow_config_dir"])))
+        requirements, packages, dropped = host_requirements(registry, p["airflow_config_dir"])
         if dropped:
             module.warn("the registry entries of %s hold requirements that are not allowed on this host, which were left "
                         "out; register those repositories again" % ", ".join(dropped))

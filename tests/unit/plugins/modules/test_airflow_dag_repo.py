@@ -899,3 +899,12 @@ def test_requirements_only_refuses_what_cannot_be_installed(upstream, tmp_path, 
                                   % (git("rev-parse", "HEAD", cwd=upstream["work"])[:12], upstream["head"][:12]))
     assert re.search(expect, e.value.report[0]["message"]), e.value.report
     assert e.value.report[0]["file"] == "requirements.txt"
+
+
+def test_a_host_reads_its_constraints_only_for_requirements_and_names_a_missing_file(confdir):
+    # No entry with requirements: the constraints are not read (this host has none) and no file is written.
+    assert dr.host_requirements({"a": repo("a" * 40)}, str(confdir)) == ([], [], [])
+    assert dr.write_requirements(str(confdir), {"a": repo("a" * 40)}, False) is False
+    (confdir / "runtime.json").write_text(json.dumps(dict(runtime="native", constraints=str(confdir / "missing.txt"))))
+    with pytest.raises(dr.RepoError, match="cannot read the stack's constraints .*missing.txt.*converge the airflow role"):
+        dr.host_requirements({"a": dict(repo("a" * 40), requirements=["qa-tool"])}, str(confdir))
