@@ -42,7 +42,7 @@ def test_promote_wiring():
     dag = DagBag(str(EXAMPLES), safe_mode=False, bundle_name="x", bundle_path=str(EXAMPLES)).dags["qubinode_dag_repo_promote"]
     run = dag.get_task("validate_and_pin")
     assert run.playbook == "qubinode.airflow.dag_repos" and run.ansible_conn_id == "qubinode_stack"
-    assert run.upstream_task_ids == {"manifest"} and run.check is False
+    assert run.upstream_task_ids == set() and run.check is False and len(dag.tasks) == 1
     # One run at a time: a push older than the pinned commit then changes nothing (forward_only).
     assert dag.max_active_runs == 1 and dag.schedule is None
 
@@ -105,9 +105,8 @@ def test_review_wiring():
 
     dag = DagBag(str(EXAMPLES), safe_mode=False, bundle_name="x", bundle_path=str(EXAMPLES)).dags["qubinode_dag_repo_review"]
     validate = dag.get_task("validate")
-    assert validate.playbook == "qubinode.airflow.dag_repos" and validate.upstream_task_ids == {"manifest"}
-    assert dag.get_task("manifest").upstream_task_ids == {"pending"}
-    assert dag.get_task("manifest").trigger_rule == "all_done"  # a status API that is down blocks no check
+    assert validate.playbook == "qubinode.airflow.dag_repos" and validate.upstream_task_ids == set()
+    assert validate.review is True and validate.on_start is not None and len(dag.tasks) == 3
     assert dag.get_task("passed").upstream_task_ids == {"validate"} == dag.get_task("refused").upstream_task_ids
     assert dag.get_task("passed").trigger_rule == "all_success"
     assert dag.get_task("refused").trigger_rule == "one_failed"
@@ -141,3 +140,42 @@ def test_remove_wiring():
         "dag_repos": [], "dag_repos_remove": ["team_a"]}
     assert dag.params.get_param("name").schema["pattern"] == "^[A-Za-z0-9_-]{1,100}$"
     assert dag.max_active_runs == 1 and dag.schedule is None
+
+
+def test_the_registered_repo_operator_reads_the_entry_when_it_runs(monkeypatch):
+    import pytest
+    from airflow.sdk import Variable
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from qubinode_airflow.ansible.operators import AnsiblePlaybookOperator
+    from qubinode_airflow.repos.operators import RegisteredRepoOperator
+
+    sha, pinned = "ab" * 20, "cd" * 20
+    registry = {"team": {"url": "https://git.example.com/t.git", "ref": "main", "pin": True, "commit": pinned,
+                         "history": [pinned, sha], "git_conn_id": "qubinode_git_team"}}
+    monkeypatch.setattr(Variable, "get", staticmethod(lambda key, default=None, deserialize_json=False:
+                                                        registry if key == "qubinode_dag_repos" else default))
+    handed = []
+    monkeypatch.setattr(AnsiblePlaybookOperator, "execute",
+                        lambda self, context: handed.append((self.extra_vars, self.git_credentials)) or {})
+    started = []
+
+    def down(context):
+        started.append(context["params"]["name"])
+        raise OSError("the status API is down")
+
+    promote = RegisteredRepoOperator(task_id="p", ansible_conn_id="qubinode_stack")
+    promote.execute({"params": {"name": "team", "commit": sha, "rollback": True}})
+    review = RegisteredRepoOperator(task_id="r", ansible_conn_id="qubinode_stack", review=True, on_start=down)
+    review.execute({"params": {"name": "team", "commit": sha, "review_ref": "refs/pull/3/head"}})
+    assert started == ["team"]  # a status that cannot be posted stops no check
+    assert [h[0]["dag_repos"][0]["commit"] for h in handed] == [sha, sha]
+    assert "review_ref" not in handed[0][0]["dag_repos"][0] and "forward_only" not in handed[0][0]["dag_repos"][0]
+    assert handed[1][0]["dag_repos"][0]["review_ref"] == "refs/pull/3/head"
+    assert handed[0][1] == handed[1][1] == {"qubinode_dag_repo_credentials": "qubinode_git_team"}
+    # A conf the registry refuses fails the task, naming why, before the playbook runs.
+    for params, says in (({"name": "gone", "commit": sha}, "gone is not a registered"),
+                         ({"name": "team", "commit": "ef" * 20, "rollback": True}, "last validated commits")):
+        with pytest.raises(AirflowFailException, match=says):
+            promote.execute({"params": params})
+    assert len(handed) == 2

@@ -23,9 +23,9 @@ file, masked in the log; neither the conf, XCom nor the rendered task fields hol
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param
 
-from qubinode_airflow.ansible.operators import AnsiblePlaybookOperator
+from qubinode_airflow.repos.operators import RegisteredRepoOperator
 from qubinode_airflow.repos.registry import repo_dag_args
 
 _ARGS = repo_dag_args()
@@ -40,25 +40,5 @@ with DAG(
     description="Validate and pin a push to a pinned git repository of DAGs (the dag_repos playbook)",
     **_ARGS,
 ) as dag:
-
-    @task(multiple_outputs=True)
-    def manifest(params=None) -> dict:
-        """The registered entry of the repository, as the dag_repos playbook's manifest entry, and the
-        connection its credentials are read from (none: {})."""
-        from airflow.sdk import Variable
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from qubinode_airflow.repos.registry import REGISTRY_KEY, promote_credentials, promote_entry
-
-        registry = Variable.get(REGISTRY_KEY, default={}, deserialize_json=True)
-        try:
-            return {"dag_repos": [promote_entry(registry, params["name"], params.get("commit"),
-                                                rollback=bool(params.get("rollback")))],
-                    "git_credentials": promote_credentials(registry, params["name"])}
-        except ValueError as e:
-            raise AirflowFailException(str(e)) from e
-
-    entry = manifest()
-    AnsiblePlaybookOperator(task_id="validate_and_pin", playbook="qubinode.airflow.dag_repos",
-                            ansible_conn_id="qubinode_stack", extra_vars={"dag_repos": entry["dag_repos"]},
-                            git_credentials=entry["git_credentials"])
+    # One task: it reads the registered entry when it runs and hands it to the playbook.
+    RegisteredRepoOperator(task_id="validate_and_pin", ansible_conn_id="qubinode_stack")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param, task
 
-from qubinode_airflow.ansible.operators import AnsiblePlaybookOperator
+from qubinode_airflow.repos.operators import RegisteredRepoOperator
 from qubinode_airflow.repos.registry import REVIEW_REF_RE, repo_dag_args
 
 _ARGS = repo_dag_args()
@@ -56,32 +56,15 @@ def report(params, state: str, description: str) -> str:
     return "%s posted (HTTP %s)" % (state, code)
 
 
+def pending(context) -> str:
+    return report(context["params"], "pending", "validating the DAGs of this commit")
+
+
 with DAG(
     "qubinode_dag_repo_review",
     description="Validate the head of a merge request of a DAG repository and report a commit status",
     **_ARGS,
 ) as dag:
-
-    @task
-    def pending(params=None) -> str:
-        return report(params, "pending", "validating the DAGs of this commit")
-
-    # Also when "pending" could not be posted: the check itself does not depend on the status API.
-    @task(trigger_rule="all_done", multiple_outputs=True)
-    def manifest(params=None) -> dict:
-        """The registered entry of the repository with the commit to review, as the dag_repos manifest entry,
-        and the connection its credentials are read from (none: {})."""
-        from airflow.sdk import Variable
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from qubinode_airflow.repos.registry import REGISTRY_KEY, promote_credentials, promote_entry
-
-        registry = Variable.get(REGISTRY_KEY, default={}, deserialize_json=True)
-        try:
-            return {"dag_repos": [promote_entry(registry, params["name"], params["commit"], params["review_ref"])],
-                    "git_credentials": promote_credentials(registry, params["name"])}
-        except ValueError as e:
-            raise AirflowFailException(str(e)) from e
 
     @task(trigger_rule="all_success")
     def passed(params=None) -> str:
@@ -91,9 +74,7 @@ with DAG(
     def refused(params=None) -> str:
         return report(params, "failure", "refused: the findings are in the log of the task validate")
 
-    entry = manifest()
-    validate = AnsiblePlaybookOperator(task_id="validate", playbook="qubinode.airflow.dag_repos",
-                                       ansible_conn_id="qubinode_stack", extra_vars={"dag_repos": entry["dag_repos"]},
-                                       git_credentials=entry["git_credentials"])
-    pending() >> entry
+    # "pending" is posted when the check starts; a status API that is down blocks no check.
+    validate = RegisteredRepoOperator(task_id="validate", ansible_conn_id="qubinode_stack", review=True,
+                                      on_start=pending)
     validate >> [passed(), refused()]
