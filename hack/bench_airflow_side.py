@@ -105,7 +105,8 @@ def promote_figures(creds, api):
     assert status == 200, "the promote DAG is not served (airflow_example_dags: true?): HTTP %s" % status
     common = ("--work", work, "--repo-url", url, "--bundle", "bench_promote", "--promote")
     qa_push(creds, *common, "--prefix", "bench_warm", "--pushes", "1")  # a warm-up (first run of the DAG), discarded
-    seconds = qa_push(creds, *common, "--prefix", "bench_promote", "--pushes", str(PROMOTE_PUSHES))["seconds"]
+    pushed = qa_push(creds, *common, "--prefix", "bench_promote", "--pushes", str(PROMOTE_PUSHES))
+    seconds, phases = pushed["seconds"], pushed["phases"]
     api.call("PATCH", "dags/qubinode_dag_repo_promote", {"is_paused": True})
     by_hand = []
     for n in range(ROUNDS):
@@ -119,7 +120,7 @@ def promote_figures(creds, api):
         by_hand.append(time.monotonic() - start)
     register("bench_promote", url, pin=True, state="absent")
     stop_git_server(unit, base, work)
-    return seconds, by_hand
+    return seconds, phases, by_hand
 
 
 def stack_connection(api):
@@ -193,7 +194,7 @@ def main():
     api = Api(creds["airflow_admin_password"])
     seconds, naive = webhook_figures(creds, api)
     stack_connection(api)
-    promoted, by_hand = promote_figures(creds, api)
+    promoted, phases, by_hand = promote_figures(creds, api)
     direct, task, run = operator_figures(api)
     med = statistics.median
     print("qubinode.airflow Airflow side, on test host %s" % HOST)
@@ -208,6 +209,10 @@ def main():
     print("  p50 %.2f s   p95 %.2f s   min %.2f s   max %.2f s"
           % (pct(promoted, 0.5), pct(promoted, 0.95), min(promoted), max(promoted)))
     print("  every push: %s" % ", ".join("%.2f" % s for s in promoted))
+    if phases:
+        marks = [statistics.median(p[i] for p in phases) for i in range(4)]
+        print("  medians, seconds after the push: run queued %.2f, task started %.2f, task ended %.2f, run ended %.2f"
+              % tuple(marks))
     print("  push, then airflow_dag_repo by ansible-playbook (median of %d): %.2f s = %.2fx the promote DAG's p50"
           % (len(by_hand), statistics.median(by_hand), statistics.median(by_hand) / pct(promoted, 0.5)))
     print("qubinode.airflow.secrets role (converged, SSH to the host as root), medians of %d:" % ROUNDS)

@@ -7,10 +7,11 @@ while the commit pinned before keeps serving.
 
 Reads {"secret": ..., "password": ...} (webhook secret, admin password) as JSON on stdin, so neither
 is on a command line. Prints one JSON line: {"seconds": [...], "dag_ids": [...], "refused": {...},
-"promoted": [...], "bad": {...}}.
+"promoted": [...], "bad": {...}, "phases": [...]}.
 """
 
 import argparse
+import datetime
 import hashlib
 import hmac
 import json
@@ -91,19 +92,27 @@ def main():
                 break
             if time.monotonic() - start > args.timeout:
                 sys.exit("the run %s did not end within %ss of the push" % (result["dag_run_id"], args.timeout))
-            time.sleep(1)
+            time.sleep(0.2)
         status, log = get(path + "/taskInstances/validate_and_pin/logs/1?full_content=true")
         text = json.dumps(log) if status == 200 else ""
+        status, ti = get(path + "/taskInstances/validate_and_pin")
+        if status == 200:
+            # Where the time went, in seconds from the push: run queued, task started, task ended, run ended.
+            phases.append([round(stamp(t) - wall, 2) for t in (run.get("queued_at"), ti.get("start_date"),
+                                                                  ti.get("end_date"), run.get("end_date"))])
         return run["state"], text
 
-    seconds, dag_ids, promoted, bad = [], [], [], {}
+    def stamp(text):
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else float("nan")
+
+    seconds, dag_ids, promoted, bad, phases = [], [], [], {}, []
     for n in range(args.pushes):
         last_bad = args.bad_last and n == args.pushes - 1
         dag_id = "%s_%d_%d" % (args.prefix, int(time.time()), n)
         with open(os.path.join(args.work, args.subdir, dag_id + ".py"), "w") as f:
             f.write(template.replace("QA_DAG_ID", dag_id) + ("\ndef broken(:\n" if last_bad else ""))
         before = pinned_commit(args.bundle) if args.promote else None
-        start = time.monotonic()
+        start, wall = time.monotonic(), time.time()
         subprocess.run("git add -A && git commit -qm %s && git push -q origin HEAD:main" % dag_id, shell=True,
                        cwd=args.work, check=True)
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=args.work, capture_output=True, text=True,
@@ -133,7 +142,8 @@ def main():
             time.sleep(0.2)
         seconds.append(round(time.monotonic() - start, 2))
         dag_ids.append(dag_id)
-    print(json.dumps({"seconds": seconds, "dag_ids": dag_ids, "refused": refused, "promoted": promoted, "bad": bad}))
+    print(json.dumps({"seconds": seconds, "dag_ids": dag_ids, "refused": refused, "promoted": promoted, "bad": bad,
+                      "phases": phases}))
 
 
 if __name__ == "__main__":
