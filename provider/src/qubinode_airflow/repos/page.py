@@ -1,7 +1,7 @@
 # Copyright (c) qubinode.airflow contributors
 # SPDX-License-Identifier: Apache-2.0
 """The "DAG repositories" page that Airflow's UI shows (an external view of the plugin). It reads
-/qubinode/repos with the UI's own session, lists each repository's recent runs (validations, pins, checks,
+/qubinode/repos with the UI's own session, lists each repository's requirements and recent runs (validations, pins, checks,
 removals: the result and who asked), and offers "Add a repository", "Sync now" and "Remove" per repository, and
 "Roll back" to one of the last validated commits of a pinned one."""
 
@@ -23,6 +23,7 @@ PAGE = """<!doctype html>
   #add form { margin: .6rem 0 1rem; display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: center; }
   #add form p { flex-basis: 100%; margin: 0; }
   .runs ul { margin: .2rem 0; padding-left: 1.1rem; font-size: .85em; }
+  .requirements { font-size: .85em; margin-top: .2rem; }
 </style>
 </head>
 <body>
@@ -81,6 +82,14 @@ async function load() {
     const url = document.createElement("div");
     url.appendChild(document.createElement("code")).textContent = r.url;
     name.appendChild(url);
+    // What its requirements file asks for, and the versions every host installed for it.
+    if ((r.requirements || []).length) {
+      const req = document.createElement("div");
+      req.className = "requirements";
+      req.textContent = "Requirements: " + r.requirements.join(", ")
+        + ((r.packages || []).length ? " (installed: " + r.packages.join(", ") + ")" : "");
+      name.appendChild(req);
+    }
     // Its last validations, pins, checks and removals: why, which commit, the result, who asked.
     if ((r.runs || []).length) {
       const runs = document.createElement("details");

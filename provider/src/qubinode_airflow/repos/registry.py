@@ -299,7 +299,7 @@ def recent_runs(session, per_repo: int = 10, scan: int = 500) -> dict[str, list[
 
 def status(session) -> list[dict[str, Any]]:
     """Per registered repository: what is pinned, what Airflow serves, when it last refreshed, its DAGs and
-    import errors, and its last runs of the repository DAGs (what validated, pinned or refused which commit,
+    import errors, the packages it needs, and its last runs of the repository DAGs (what validated, pinned or refused which commit,
     and who asked)."""
     from airflow.models.dag import DagModel
     from airflow.models.dagbundle import DagBundleModel
@@ -328,5 +328,8 @@ def status(session) -> list[dict[str, Any]]:
                                "message": ((e.stacktrace or "").strip().splitlines() or [""])[-1]}
                               for e in errors],
             "runs": runs.get(name, []),
+            # The requirement lines of the pinned commit, and the versions installed for them on every host.
+            "requirements": [x for x in entry.get("requirements") or [] if isinstance(x, str)],
+            "packages": [x for x in entry.get("packages") or [] if isinstance(x, str)],
         })
     return out
