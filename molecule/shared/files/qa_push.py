@@ -98,8 +98,8 @@ def main():
         status, ti = get(path + "/taskInstances/validate_and_pin")
         if status == 200:
             # Where the time went, in seconds from the push: run queued, task started, task ended, run ended.
-            phases.append([round(stamp(t) - wall, 2) for t in (run.get("queued_at"), ti.get("start_date"),
-                                                                  ti.get("end_date"), run.get("end_date"))])
+            marks = (run.get("queued_at"), ti.get("start_date"), ti.get("end_date"), run.get("end_date"))
+            phases.append([round(stamp(t) - wall, 2) for t in marks])
         return run["state"], text
 
     def stamp(text):

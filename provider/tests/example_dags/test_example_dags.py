@@ -153,8 +153,11 @@ def test_the_registered_repo_operator_reads_the_entry_when_it_runs(monkeypatch):
     sha, pinned = "ab" * 20, "cd" * 20
     registry = {"team": {"url": "https://git.example.com/t.git", "ref": "main", "pin": True, "commit": pinned,
                          "history": [pinned, sha], "git_conn_id": "qubinode_git_team"}}
-    monkeypatch.setattr(Variable, "get", staticmethod(lambda key, default=None, deserialize_json=False:
-                                                        registry if key == "qubinode_dag_repos" else default))
+
+    def variable(key, default=None, deserialize_json=False):
+        return registry if key == "qubinode_dag_repos" else default
+
+    monkeypatch.setattr(Variable, "get", staticmethod(variable))
     handed = []
     monkeypatch.setattr(AnsiblePlaybookOperator, "execute",
                         lambda self, context: handed.append((self.extra_vars, self.git_credentials)) or {})
