@@ -166,7 +166,7 @@ def stack(tmp_path_factory):
     set_registry({
         "tracked": {"url": str(tracked.origin), "ref": "main", "pin": False, "commit": first},
         "pinned": {"url": str(pinned.origin), "ref": "main", "pin": True, "commit": pinned_commit,
-                   "history": [pinned_commit, pinned_older], "requirements": ["qa-needed-lib>=1"],
+                   "history": [pinned_commit, pinned_older], "requirements": ["qa-needed-lib>=1", "<b>qa-bold</b>"],
                    "packages": ["qa-needed-lib==1.2.0"]},
         "pathed": {"url": str(pathed.origin), "ref": "main", "pin": True, "commit": pathed_commit, "subdir": "dags",
                    "import_paths": ["plugins"]},
@@ -499,7 +499,7 @@ def test_status_needs_a_login_and_reports_each_repository(stack):
     assert t["import_errors"][0]["file"] == "bad.py" and "not_a_module_anywhere" in t["import_errors"][0]["message"]
     assert p["pinned"] is True and p["pinned_commit"] == stack.pinned_commit == p["served_version"]
     assert p["dag_ids"] == ["hook_p"] and p["import_errors"] == []
-    assert p["requirements"] == ["qa-needed-lib>=1"] and p["packages"] == ["qa-needed-lib==1.2.0"]
+    assert p["requirements"] == ["qa-needed-lib>=1", "<b>qa-bold</b>"] and p["packages"] == ["qa-needed-lib==1.2.0"]
     assert t["requirements"] == [] == t["packages"]
 
 
@@ -721,8 +721,10 @@ def test_status_page_in_a_browser_lists_repos_and_syncs(stack, browser):
     assert "bad.py" in row.text  # the import error of the last push
     pinned = browser.find_element(By.CSS_SELECTOR, "tr[data-repo='pinned']")
     assert stack.pinned_commit[:12] in pinned.text
+    # A line of the registry (an Airflow variable anyone with edit rights writes) is shown as text, never markup.
     assert pinned.find_element(By.CSS_SELECTOR, ".requirements").text == (
-        "Requirements: qa-needed-lib>=1 (installed: qa-needed-lib==1.2.0)")
+        "Requirements: qa-needed-lib>=1, <b>qa-bold</b> (installed: qa-needed-lib==1.2.0)")
+    assert not pinned.find_elements(By.CSS_SELECTOR, ".requirements b")
     assert not row.find_elements(By.CSS_SELECTOR, ".requirements")
     # Its recent runs, with what they were for, the commit, the result and who asked.
     pinned.find_element(By.CSS_SELECTOR, ".runs summary").click()

@@ -39,11 +39,9 @@ class RegisteredRepoOperator(AnsiblePlaybookOperator):
 
         registry = Variable.get(REGISTRY_KEY, default={}, deserialize_json=True)
         try:
-            if self.review:
-                entry = promote_entry(registry, params["name"], params.get("commit"), params.get("review_ref"))
-            else:
-                entry = promote_entry(registry, params["name"], params.get("commit"),
-                                      rollback=bool(params.get("rollback")))
+            entry = promote_entry(registry, params["name"], params.get("commit"),
+                                  params.get("review_ref") if self.review else None,
+                                  rollback=bool(params.get("rollback")))
             return entry, promote_credentials(registry, params["name"])
         except ValueError as e:
             raise AirflowFailException(str(e)) from e
