@@ -378,6 +378,11 @@ for path in [p for p in os.environ.pop("QUBINODE_SECRET_PATHS", "").split(":") i
     if os.path.exists(path) and os.access(path, os.R_OK):
         print("QUBINODE-SANDBOX-BREACH " + path, flush=True)
         sys.exit(3)
+# A merge request's review: the packages its requirements file adds, where pip would install them (before the
+# virtualenv's own packages, after the standard library).
+site_dir = os.environ.pop("QUBINODE_SITE_PACKAGES", "")
+if site_dir:
+    sys.path.insert(next((i for i, p in enumerate(sys.path) if p.endswith("site-packages")), len(sys.path)), site_dir)
 errors, dags = {}, {}
 # Airflow first, the repository after it on sys.path, as Airflow's own parse of a bundle: a module of
 # the repository named like one of the standard library or Airflow (copy.py) never shadows it.
@@ -473,9 +478,12 @@ if tests and not errors:
         errors[where] = ["tests", "pytest is not installed in the Airflow virtualenv, so the repository's tests "
                                   "cannot run: converge the airflow role (it installs it), or set test_dir to ''"]
     else:
-        # pytest with the import paths after Airflow on sys.path, as the DAGs have them.
-        proc = subprocess.run([sys.executable, "-c", "import sys; sys.path.extend(sys.argv[1].split(':') if sys.argv[1] "
-                               "else []); import pytest; sys.exit(pytest.main(sys.argv[2:]))", ":".join(imports),
+        # pytest with the import paths after Airflow on sys.path, as the DAGs have them (and a review's packages
+        # where the parse had them).
+        code = ("import sys; site = sys.argv[1]; site and sys.path.insert(next((i for i, p in enumerate(sys.path) "
+                "if p.endswith('site-packages')), len(sys.path)), site); sys.path.extend(sys.argv[2].split(':') "
+                "if sys.argv[2] else []); import pytest; sys.exit(pytest.main(sys.argv[3:]))")
+        proc = subprocess.run([sys.executable, "-c", code, site_dir, ":".join(imports),
                                "-q", "-p", "no:cacheprovider", "--color=no", "--", tests],
                               cwd=tests_root, capture_output=True, text=True)
         if proc.returncode not in (0, 5):  # 5: no test collected
@@ -536,10 +544,11 @@ def discovery_env(config_file):
 
 
 def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, tests=None, tests_root=None,
-                    import_paths=(), requirements=None):
+                    import_paths=(), requirements=None, site_packages=None):
     """argv that runs the validator over the staging copy: a transient systemd unit (native) or a
     throw-away container (podman runtime), as the sandbox user, with no secret reachable. `tests` (a
-    directory of the copy, run from `tests_root`) holds the repository's tests."""
+    directory of the copy, run from `tests_root`) holds the repository's tests; `site_packages` (a directory
+    of the copy) the packages a merge request's requirements add."""
     inner_tree = SANDBOX_STAGE + "/" + os.path.relpath(tree, stage)
     inner_script = SANDBOX_STAGE + "/qubinode_validate.py"
     args = [inner_tree]
@@ -553,6 +562,8 @@ def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, te
         env["QUBINODE_IMPORT_PATHS"] = ":".join(SANDBOX_STAGE + "/" + os.path.relpath(p, stage) for p in import_paths)
     if requirements:
         env["QUBINODE_REQUIREMENTS"] = SANDBOX_STAGE + "/" + os.path.relpath(requirements, stage)
+    if site_packages:
+        env["QUBINODE_SITE_PACKAGES"] = SANDBOX_STAGE + "/" + os.path.relpath(site_packages, stage)
     env.update(discovery_env(os.path.join(config_dir, "airflow.cfg")))
     runtime = read_runtime(config_dir)
     if runtime["runtime"] == "podman":
@@ -587,9 +598,10 @@ def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, te
 
 
 def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir, tests=None, tests_root=None,
-                  import_paths=(), requirements=None):
+                  import_paths=(), requirements=None, site_packages=None):
     """Parse `tree` (inside the root-only `stage`) with Airflow in the sandbox, the directories `import_paths`
-    (inside `stage`) after it on sys.path, then run the tests in `tests` (from `tests_root`) if given;
+    (inside `stage`) after it on sys.path and `site_packages` (inside `stage`) before the virtualenv's own
+    packages, then run the tests in `tests` (from `tests_root`) if given;
     returns (dags {id: file}, report [..], deprecations [..], unmet requirements [..] of the file
     `requirements` inside `stage`). The repository's code never runs as root or as the Airflow user, and its
     processes do not outlive the validation."""
@@ -608,7 +620,7 @@ def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir
     name = "qubinode-validate-%d-%s" % (os.getpid(), os.path.basename(stage).replace("staging-", "")[-8:])
     name = re.sub(r"[^A-Za-z0-9_-]", "x", name)
     argv = sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, tests, tests_root,
-                           import_paths, requirements)
+                           import_paths, requirements, site_packages)
     started = time.monotonic()
     rc, out, err = module.run_command(argv, cwd="/")
     took = time.monotonic() - started

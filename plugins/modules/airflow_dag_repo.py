@@ -93,6 +93,10 @@ options:
         C(refs/merge-requests/<iid>/head) (GitLab). The commit is fetched from it and validated like a
         commit to pin, and nothing else happens - nothing is pinned, registered, written to a connection or
         restarted. A refused commit fails with the report; one that passes returns RV(reviewed=true).
+      - The packages the head's O(requirements_file) adds are resolved as for a commit to pin (a package nobody
+        allowed or a conflict refuses the head) and installed, for its validation only, into the root-only staging
+        directory that is removed after it - never into the stack's virtualenv (native runtime; RV(requirements),
+        RV(packages)).
       - Requires O(commit). Check mode does nothing.
     type: str
     version_added: 1.0.0
@@ -345,12 +349,12 @@ unmet_requirements:
   elements: dict
 requirements:
   description: The package requirements of the commit's O(requirements_file) that were read, as written.
-  returned: with O(requirements_only)
+  returned: with O(requirements_only) or O(review_ref)
   type: list
   elements: str
 packages:
   description: The packages (C(name==version)) pip resolved to add for them and for the other repositories' requirements.
-  returned: with O(requirements_only)
+  returned: with O(requirements_only) or O(review_ref)
   type: list
   elements: str
 history:
@@ -372,6 +376,7 @@ bundle:
 import binascii
 import hashlib
 import os
+import shlex
 import shutil
 import tempfile
 import time
@@ -499,7 +504,7 @@ class DagRepo:
                 self.record_credential(True)
         return changed
 
-    def validate(self, git, commit, registry, mirror="mirror.git", extra_refs=()):
+    def validate(self, git, commit, registry, mirror="mirror.git", extra_refs=(), review=False):
         p = self.p
         mirror = os.path.join(p["work_dir"], self.name, mirror)
         git.fetch(mirror, extra_refs)
@@ -521,6 +526,7 @@ class DagRepo:
                     report += [dict(f, file="%s/%s" % (path, f["file"]))
                                for f in scan_secrets(os.path.join(stage, "tree", path))]
             requirements = self.stage_requirements(git, mirror, commit, stage) if p["validate"] else None
+            site = self.review_packages(requirements, commit, registry, stage) if review and requirements else None
             dags = {}
             # A link out of the tree would be read by Airflow's parse (a device, a host file): not parsed.
             if p["validate"] and not any(f["kind"] == "link" for f in report):
@@ -534,7 +540,7 @@ class DagRepo:
                     tree, p["airflow_config_dir"], tests=os.path.join(stage, "tree", tests) if tests else None,
                     tests_root=os.path.join(stage, "tree"),
                     import_paths=[os.path.join(stage, "tree", path) for path in self.import_paths],
-                    requirements=requirements)
+                    requirements=requirements, site_packages=site)
                 self.unmet_requirements(unmet, commit)
                 report += import_report
                 report += self.duplicates(dags)
@@ -573,6 +579,18 @@ class DagRepo:
         self.result["commit"] = commit
         if text is None:
             return
+        stage = tempfile.mkdtemp(prefix="requirements-", dir=p["work_dir"])
+        try:
+            lines, packages = self.resolve_text(text, commit, registry, stage)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        self.result.update(requirements=lines, packages=packages)
+
+    def resolve_text(self, text, commit, registry, stage):
+        """(requirement lines, packages pip would add) of the requirements file `text` of `commit`, resolved with
+        every other registered repository's and the stack's constraints in a dry run; a line that cannot be read,
+        a package nobody allowed or a conflict refuses the commit. Nothing with the podman runtime."""
+        p = self.p
         try:
             accepted, unread = parse_requirements(text)
         except RequirementsError as e:
@@ -583,12 +601,12 @@ class DagRepo:
                                                self.requirements_file))
         runtime = read_runtime(p["airflow_config_dir"])
         if not accepted:
-            return
+            return [], []
         if runtime["runtime"] != "native":
             self.module.warn("%s: with the podman runtime the image holds the packages and its %s is not installed; add "
                              "what it needs to the airflow role's airflow_extra_pip_packages" % (self.name,
                                                                                                  self.requirements_file))
-            return
+            return [], []
         allowed = allowed_names(runtime)
         findings = disallowed(accepted, allowed, self.requirements_file)
         if findings:
@@ -598,16 +616,37 @@ class DagRepo:
         if dropped:
             self.module.warn("the registry entries of %s hold requirements that are not allowed here, which were left "
                              "out; register those repositories again" % ", ".join(dropped))
-        stage = tempfile.mkdtemp(prefix="requirements-", dir=p["work_dir"])
         try:
             packages = resolve(self.module, os.path.join(p["airflow_venv"], "bin", "python"),
                                sorted(set(lines) | set(others)), runtime.get("constraints"),
                                runtime.get("pip_extra_args"), stage, pins=pins)
         except RequirementsError as e:
             raise self.refused(commit, registry, [dict(file=self.requirements_file, kind="requirement", message=e.msg)])
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
+        return lines, packages
+
+    def review_packages(self, requirements, commit, registry, stage):
+        """A merge request's review: the packages its requirements file (`requirements`, staged) adds, resolved as
+        a registration resolves them, and installed into the stage alone (wheels, so no code of theirs runs here)
+        for the validator to import where the virtualenv's own packages are; the stack's virtualenv and hosts are
+        left as they are. Returns that directory, or None when nothing is to add."""
+        p = self.p
+        with open(requirements, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        lines, packages = self.resolve_text(text, commit, registry, stage)
         self.result.update(requirements=lines, packages=packages)
+        if not packages:
+            return None
+        runtime = read_runtime(p["airflow_config_dir"])
+        site = os.path.join(stage, "site-packages")
+        argv = [os.path.join(p["airflow_venv"], "bin", "python"), "-m", "pip", "install", "--disable-pip-version-check",
+                "--no-input", "--no-deps", "--no-compile", "--only-binary", ":all:", "--target", site]
+        argv += shlex.split(runtime.get("pip_extra_args") or "") + packages
+        rc, out, err = self.module.run_command(argv, cwd=stage)
+        if rc != 0:
+            raise RepoError("%s at %s: the packages its %s adds (%s) could not be fetched for the review: %s"
+                            % (self.name, commit[:12], self.requirements_file, ", ".join(packages),
+                               (err or out).strip()[-1000:]))
+        return site
 
     def target_commit(self, git, old):
         """The commit a registration pins: O(commit) (checked for a push), else the head of O(ref)."""
@@ -640,10 +679,12 @@ class DagRepo:
                                 message=note))
         self.result["unmet_requirements"] = entries
         if wanted:
-            self.module.warn("%s at %s: its %s asks for %s, which the stack's Airflow does not have; add %s to the "
-                             "airflow role's airflow_extra_pip_packages and converge the stack (see unmet_requirements)"
-                             % (self.name, commit[:12], self.requirements_file, ", ".join(wanted),
-                                "it" if len(wanted) == 1 else "them"))
+            them = "it" if len(wanted) == 1 else "them"
+            self.module.warn("%s at %s: its %s asks for %s, which the stack's Airflow does not have; the playbook "
+                             "qubinode.airflow.dag_repos installs %s on every host before the commit goes live (with the "
+                             "podman runtime, add %s to the airflow role's airflow_extra_pip_packages; see "
+                             "unmet_requirements)" % (self.name, commit[:12], self.requirements_file, ", ".join(wanted),
+                                                      them, them))
         if unread:
             self.module.warn("%s at %s: %d line(s) of its %s are not package requirements and were not read (see "
                              "unmet_requirements)" % (self.name, commit[:12], unread, self.requirements_file))
@@ -665,7 +706,8 @@ class DagRepo:
             return
         git = Git(self.module, p["url"], p["token"], p["username"], p["ssh_private_key"], workdir=p["work_dir"])
         try:
-            dags = self.validate(git, p["commit"], registry, mirror="review.git", extra_refs=(p["review_ref"],))
+            dags = self.validate(git, p["commit"], registry, mirror="review.git", extra_refs=(p["review_ref"],),
+                                 review=True)
         finally:
             git.close()
         self.result.update(reviewed=True, dag_ids=sorted(dags))

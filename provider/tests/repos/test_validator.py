@@ -30,10 +30,11 @@ def write(repo, files):
     return repo
 
 
-def validate(tmp_path, files=None, subdir=None, tests=None, config=None, import_paths=(), requirements=None):
+def validate(tmp_path, files=None, subdir=None, tests=None, config=None, import_paths=(), requirements=None,
+             site_packages=None):
     """The validator's result for tmp_path/repo (its `subdir`), with the tests in `tests` (relative to the
-    repository) as the module passes them, the stack's `config` ({AIRFLOW__CORE__...: value}) and the text of
-    the repository's requirements file."""
+    repository) as the module passes them, the stack's `config` ({AIRFLOW__CORE__...: value}), the text of
+    the repository's requirements file and the directory of a review's packages."""
     repo = tmp_path / "repo"
     if files is not None:
         write(repo, files)
@@ -55,6 +56,8 @@ def validate(tmp_path, files=None, subdir=None, tests=None, config=None, import_
         # As the module stages it: the commit's file, beside the tree.
         (tmp_path / "requirements.txt").write_text(textwrap.dedent(requirements))
         env["QUBINODE_REQUIREMENTS"] = str(tmp_path / "requirements.txt")
+    if site_packages:
+        env["QUBINODE_SITE_PACKAGES"] = str(site_packages)
     proc = subprocess.run([sys.executable, str(script), str(tree)] + extra, env=env, capture_output=True, text=True,
                           timeout=300, cwd="/tmp", check=False)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("QUBINODE-VALIDATION ")]
@@ -323,6 +326,50 @@ def test_requirements_the_stack_does_not_satisfy_are_listed_and_nothing_is_insta
         [9, "qa-pkg @ https://example.invalid/qa_pkg-1.0-py3-none-any.whl", None, unread],
         [11, "not a requirement!", None, unread],
     ], result["requirements"]
+
+
+REVIEWED_DAG = """
+from datetime import datetime
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.empty import EmptyOperator
+from qa_review_pkg import TASK_ID
+
+with DAG("qa_reviewed", start_date=datetime(2024, 1, 1), schedule=None):
+    EmptyOperator(task_id=TASK_ID)
+"""
+
+REVIEWED_TEST = """
+import os
+import sys
+
+from qa_review_pkg import TASK_ID
+
+
+def test_the_package():
+    # The review's packages come first among the site directories, as pip would install them over the
+    # virtualenv's (the standard library stays before them).
+    site = os.path.dirname(os.path.dirname(sys.modules["qa_review_pkg"].__file__))
+    assert [p for p in sys.path if p.endswith("site-packages")][0] == site
+    assert TASK_ID == "from_the_review"
+"""
+
+
+def test_a_reviews_packages_are_imported_where_installed_ones_are_and_shadow_no_standard_module(tmp_path):
+    # What the module installs into the stage for a merge request whose requirements file adds a package: the
+    # package with its metadata and, from a hostile index, modules named like the standard library's.
+    site = tmp_path / "site-packages"
+    write(site, {"qa_review_pkg/__init__.py": "TASK_ID = 'from_the_review'\n",
+                 "qa_review_pkg-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: qa-review-pkg\nVersion: 1.0\n",
+                 "copy.py": "raise SystemExit('the review shadowed the standard library')\n",
+                 "json/__init__.py": "raise SystemExit('the review shadowed the standard library')\n"})
+    files = {"dags/qa_reviewed.py": REVIEWED_DAG, "tests/test_pkg.py": REVIEWED_TEST}
+    result = validate(tmp_path, files, subdir="dags", tests="tests", requirements="qa-review-pkg==1.0\n",
+                      site_packages=site)
+    assert result == {"dags": {"qa_reviewed": "qa_reviewed.py"}, "errors": {}, "lint": [], "requirements": []}, result
+    # Without them, the DAG does not import and the requirement is unmet.
+    result = validate(tmp_path, subdir="dags", tests="tests", requirements="qa-review-pkg==1.0\n")
+    assert result["errors"] == {"qa_reviewed.py": ["import", "ModuleNotFoundError: No module named 'qa_review_pkg'"]}
+    assert result["requirements"] == [[1, "qa-review-pkg==1.0", None, ""]], result
 
 
 def test_a_hostile_requirements_file_is_listed_bounded_and_printable(tmp_path):

@@ -836,8 +836,9 @@ def test_unmet_requirements_are_returned_and_named_in_a_warning(upstream, tmp_pa
                                                         installed="3.1.0", message="pendulum<1: installed at 3.1.0")
     assert repo.module.warnings == [
         "team_a at abababababab: its requirements.txt asks for apache-airflow-providers-ssh>=4, pendulum<1, which the "
-        "stack's Airflow does not have; add them to the airflow role's airflow_extra_pip_packages and converge the "
-        "stack (see unmet_requirements)",
+        "stack's Airflow does not have; the playbook qubinode.airflow.dag_repos installs them on every host before the "
+        "commit goes live (with the podman runtime, add them to the airflow role's airflow_extra_pip_packages; see "
+        "unmet_requirements)",
         "team_a at abababababab: 1 line(s) of its requirements.txt are not package requirements and were not read (see "
         "unmet_requirements)"]
 
@@ -899,6 +900,30 @@ def test_requirements_only_refuses_what_cannot_be_installed(upstream, tmp_path, 
                                   % (git("rev-parse", "HEAD", cwd=upstream["work"])[:12], upstream["head"][:12]))
     assert re.search(expect, e.value.report[0]["message"]), e.value.report
     assert e.value.report[0]["file"] == "requirements.txt"
+
+
+def test_a_review_installs_what_its_requirements_add_into_the_stage_alone(upstream, tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    repo = requirements_repo(upstream, tmp_path, "qa-tool\n", wheels)
+    head = git("rev-parse", "HEAD", cwd=upstream["work"])
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    (stage / "requirements.txt").write_text("qa-tool\n")
+    site = repo.review_packages(str(stage / "requirements.txt"), head, {}, str(stage))
+    assert site == str(stage / "site-packages")
+    assert repo.result["requirements"] == ["qa-tool"]
+    assert repo.result["packages"] == ["qa-base==1.0", "qa-tool==1.0"]
+    assert sorted(p.name for p in (stage / "site-packages").iterdir() if not p.name.endswith(".dist-info")) == [
+        "qa_base", "qa_tool"]
+    assert not (tmp_path / "venv" / "lib").exists()
+    # A package nobody allowed refuses the head, naming it; nothing is fetched.
+    (stage / "more.txt").write_text("qa-tool\nqa-evil\n")
+    with pytest.raises(dr.RepoError) as e:
+        repo.review_packages(str(stage / "more.txt"), head, {"team_a": dict(commit=upstream["head"])},
+                             str(tmp_path / "repos"))
+    assert "qa-evil is neither pinned by the stack's constraints" in e.value.report[0]["message"]
+    assert not (tmp_path / "repos" / "site-packages").exists()
 
 
 def test_a_host_reads_its_constraints_only_for_requirements_and_names_a_missing_file(confdir):
