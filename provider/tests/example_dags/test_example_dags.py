@@ -47,6 +47,41 @@ def test_promote_wiring():
     assert dag.max_active_runs == 1 and dag.schedule is None
 
 
+def test_register_hands_the_pages_fields_to_the_playbook():
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(str(EXAMPLES), safe_mode=False, bundle_name="x", bundle_path=str(EXAMPLES)).dags["qubinode_dag_repo_register"]
+    manifest = dag.get_task("manifest").python_callable
+    base = {"name": "team_a", "url": "https://git.example.com/a.git", "ref": "main", "pin": True, "subdir": None,
+            "import_paths": [], "requirements_file": None, "test_dir": None, "credentials": False}
+    # The defaults: nothing but what was given reaches the manifest (its lookup fills in the rest).
+    assert manifest(params=base) == {"dag_repos": [{"name": "team_a", "url": "https://git.example.com/a.git",
+                                                    "ref": "main", "pin": True}], "git_credentials": {}}
+    given = dict(base, subdir="dags", import_paths=["plugins"], requirements_file="", test_dir="dags/tests",
+                 credentials=True)
+    out = manifest(params=given)
+    assert out["dag_repos"] == [{"name": "team_a", "url": "https://git.example.com/a.git", "ref": "main", "pin": True,
+                                 "subdir": "dags", "import_paths": ["plugins"], "requirements_file": "",
+                                 "test_dir": "dags/tests", "credentials": "qubinode_dag_repo_credentials"}]
+    assert out["git_credentials"] == {"qubinode_dag_repo_credentials": "qubinode_git_team_a"}
+    # The form refuses what the playbook's lookup would: a path out of the repository.
+    for key, bad, good in (("import_paths", ["../x"], ["plugins"]), ("requirements_file", "/etc/shadow", ""),
+                           ("test_dir", "../t", "dags/tests")):
+        assert refused(dag, key, bad) and not refused(dag, key, good), key
+
+
+def refused(dag, key, value):
+    import copy
+
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    try:
+        copy.deepcopy(dag.params.get_param(key)).resolve(value)
+    except ParamValidationError:
+        return True
+    return False
+
+
 def test_promote_entry_hands_on_the_registered_entry_and_the_push():
     import pytest
 

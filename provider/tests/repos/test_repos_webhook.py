@@ -586,6 +586,11 @@ def test_add_asks_the_register_dag_and_keeps_the_token_in_a_connection_only(stac
                          # A token goes over https:// only: git:// has no authentication, http:// is clear text.
                          ({"url": "git://git.example.com/team/dags.git"}, "token: a token is sent over https:// only"),
                          ({"url": "http://git.example.com/team/dags.git"}, "token: a token is sent over https:// only"),
+                         ({"import_paths": ["plugins", "../lib"]}, "import_paths: ['plugins', '../lib'] is not a list"),
+                         ({"import_paths": "plugins"}, "import_paths: 'plugins' is not a list"),
+                         ({"import_paths": ["p%d" % n for n in range(11)]}, "at most 10 different relative"),
+                         ({"requirements_file": "/etc/shadow"}, "requirements_file: '/etc/shadow' is not a relative"),
+                         ({"test_dir": ["tests"]}, "test_dir: ['tests'] is not a relative path"),
                          ({"owner": "x"}, "unknown field(s) owner")):
         status, text = stack.call("POST", "/qubinode/repos", dict(good, **change), token=admin)
         assert status == 400 and says in json.loads(text)["detail"], (change, text)
@@ -770,6 +775,8 @@ def test_status_page_adds_a_repository_in_a_browser(stack, browser):
     form.find_element(By.NAME, "name").send_keys("from_page")
     form.find_element(By.NAME, "url").send_keys("https://git.example.com/page/dags.git")
     form.find_element(By.NAME, "subdir").send_keys("dags")
+    form.find_element(By.NAME, "import_paths").send_keys(" plugins, lib/shared ,")
+    form.find_element(By.NAME, "test_dir").send_keys("dags/tests")
     form.find_element(By.NAME, "pin").click()  # follow the branch
     set_paused(REGISTER, False)
     try:
@@ -777,7 +784,8 @@ def test_status_page_adds_a_repository_in_a_browser(stack, browser):
         wait.until(lambda d: d.find_element(By.ID, "message").text == "from_page: add requested: the register DAG validates it")
         run = [r for r in promote_runs(REGISTER) if r["conf"]["name"] == "from_page"][-1]
         assert run["conf"] == {"name": "from_page", "url": "https://git.example.com/page/dags.git", "ref": "main",
-                               "subdir": "dags", "pin": False}
+                               "subdir": "dags", "pin": False, "import_paths": ["plugins", "lib/shared"],
+                               "test_dir": "dags/tests"}
     finally:
         set_paused(REGISTER, True)
     assert git_connection("qubinode_git_from_page") is None  # no token given, no connection

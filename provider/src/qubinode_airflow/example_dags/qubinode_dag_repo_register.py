@@ -3,7 +3,8 @@
 """Register (or update) a git repository of DAGs from inside Airflow: the collection's dag_repos
 playbook fetches, validates and pins it and every Airflow host serves it, exactly as from
 ansible-playbook or AWX. Trigger with a conf such as
-{"name": "team_a", "url": "https://git.example.com/team-a/dags.git", "ref": "main", "subdir": "dags"}.
+{"name": "team_a", "url": "https://git.example.com/team-a/dags.git", "ref": "main", "subdir": "dags"}, and
+optionally import_paths, requirements_file and test_dir, as the dag_repos manifest takes them.
 
 Adding a NEW repository restarts every Airflow service of the hosts (they read the bundle list at
 start), including the scheduler that runs this task. The scheduler's restart is left to systemd and
@@ -34,6 +35,11 @@ _ARGS["params"].update({
     "ref": Param("main", type="string", pattern=REF_PATTERN),
     "subdir": Param(None, type=["null", "string"], pattern=SUBDIR_PATTERN),
     "pin": Param(True, type="boolean"),
+    # Directories the DAGs import from; the requirements file and the tests directory (null: the defaults,
+    # requirements.txt and tests; "": none).
+    "import_paths": Param([], type="array", maxItems=10, items={"type": "string", "pattern": SUBDIR_PATTERN}),
+    "requirements_file": Param(None, type=["null", "string"], pattern="^$|" + SUBDIR_PATTERN),
+    "test_dir": Param(None, type=["null", "string"], pattern="^$|" + SUBDIR_PATTERN),
     # Fetch with the credentials of the connection qubinode_git_<name>.
     "credentials": Param(False, type="boolean"),
 })
@@ -53,6 +59,11 @@ with DAG(
         entry = {key: params[key] for key in ("name", "url", "ref", "pin")}
         if params.get("subdir"):
             entry["subdir"] = params["subdir"]
+        if params.get("import_paths"):
+            entry["import_paths"] = list(params["import_paths"])
+        for key in ("requirements_file", "test_dir"):
+            if isinstance(params.get(key), str):
+                entry[key] = params[key]
         credentials = {}
         if params.get("credentials"):
             entry["credentials"] = CREDENTIALS_VAR

@@ -39,6 +39,9 @@ PAGE = """<!doctype html>
     <label>Git URL <input name="url" required size="50" placeholder="https://git.example.com/team/dags.git"></label>
     <label>Ref <input name="ref" value="main"></label>
     <label>DAG directory <input name="subdir" placeholder="dags"></label>
+    <label>Import paths <input name="import_paths" placeholder="plugins, lib" title="Directories the DAGs import from, comma-separated"></label>
+    <label>Requirements file <input name="requirements_file" placeholder="requirements.txt"></label>
+    <label>Tests <input name="test_dir" placeholder="tests"></label>
     <label><input type="checkbox" name="pin" checked> Pinned (validated commits only)</label>
     <label>Token <input type="password" name="token" autocomplete="new-password"></label>
     <button type="submit">Add</button>
@@ -186,6 +189,10 @@ document.getElementById("add-form").addEventListener("submit", async (event) => 
   const f = form.elements;
   const req = {name: f.name.value.trim(), url: f.url.value.trim(), ref: f.ref.value.trim() || "main",
                subdir: f.subdir.value.trim() || null, pin: f.pin.checked};
+  const paths = f.import_paths.value.split(",").map(p => p.trim()).filter(p => p);
+  if (paths.length) req.import_paths = paths;
+  if (f.requirements_file.value.trim()) req.requirements_file = f.requirements_file.value.trim();
+  if (f.test_dir.value.trim()) req.test_dir = f.test_dir.value.trim();
   if (f.token.value) req.token = f.token.value;
   const btn = form.querySelector("button");
   btn.disabled = true;

@@ -207,15 +207,21 @@ def check_rollback(entry: dict[str, Any], name: str, commit: Any) -> None:
                          % (name, commit, ", ".join(c[:12] for c in history) or "there is none yet"))
 
 
+# What the page's "Add" may also give, as the dag_repos manifest takes them (left out: the defaults).
+ADD_OPTIONAL = ("import_paths", "requirements_file", "test_dir")
+MAX_IMPORT_PATHS = 10
+
+
 def add_request(body: Any) -> dict[str, Any]:
-    """The register DAG's conf for the page's "Add" (name, url, ref, subdir, pin), checked field by field;
-    ValueError names the field and what it takes. The credentials (token, username) are not in it."""
+    """The register DAG's conf for the page's "Add" (name, url, ref, subdir, pin, and when given import_paths,
+    requirements_file, test_dir), checked field by field; ValueError names the field and what it takes. The
+    credentials (token, username) are not in it."""
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object with name, url, ref, subdir, pin and token")
-    unknown = sorted(set(body) - {"name", "url", "ref", "subdir", "pin", "token", "username"})
+    fields = ("name", "url", "ref", "subdir", "pin", "token", "username") + ADD_OPTIONAL
+    unknown = sorted(set(body) - set(fields))
     if unknown:
-        raise ValueError("unknown field(s) %s: give name, url, ref, subdir, pin, token and username only"
-                         % ", ".join(unknown))
+        raise ValueError("unknown field(s) %s: give %s only" % (", ".join(unknown), ", ".join(fields)))
     conf: dict[str, Any] = {"name": body.get("name"), "url": body.get("url"), "ref": body.get("ref") or "main",
                             "subdir": body.get("subdir") or None, "pin": body.get("pin", True)}
     checks = (("name", NAME_RE.pattern, "letters, digits, '_' and '-'"),
@@ -239,6 +245,21 @@ def add_request(body: Any) -> dict[str, Any]:
     if body.get("token") and not conf["url"].lower().startswith("https://"):
         raise ValueError("token: a token is sent over https:// only, and %r is not such a URL: give the "
                          "repository's https:// URL, or no token" % conf["url"])
+    paths = body.get("import_paths")
+    if paths not in (None, []):
+        if not isinstance(paths, list) or len(paths) > MAX_IMPORT_PATHS or len(set(map(str, paths))) != len(paths) \
+                or any(not isinstance(p, str) or not re.fullmatch(SUBDIR_PATTERN, p) for p in paths):
+            raise ValueError("import_paths: %r is not a list of at most %d different relative directories of the "
+                             "repository, without '..' (for example [\"plugins\"])" % (paths, MAX_IMPORT_PATHS))
+        conf["import_paths"] = paths
+    for field, default in (("requirements_file", "requirements.txt"), ("test_dir", "tests")):
+        value = body.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str) or (value and not re.fullmatch(SUBDIR_PATTERN, value)):
+            raise ValueError("%s: %r is not a relative path of the repository without '..', or \"\" for none "
+                             "(default %s)" % (field, value, default))
+        conf[field] = value
     return conf
 
 
