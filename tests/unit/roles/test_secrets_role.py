@@ -95,16 +95,19 @@ def test_second_run_keeps_secrets_and_changes_nothing(run_playbook, generated_st
     assert store.read_bytes() == before
 
 
-@pytest.mark.parametrize("name", ["airflow_admin_password", "airflow_webhook_secret", "airflow_db_password"])
-def test_supplied_value_wins_and_is_kept(run_playbook, generated_store, name):
+def test_supplied_values_win_and_are_kept(run_playbook, generated_store):
     store = generated_store
     generated = load(store)
-    result = run_playbook(PLAY.format(path=store), "-e", f"{name}=from-the-vault-42")
+    supplied = {name: f"from-the-vault-{n}" for n, name in
+                enumerate(["airflow_admin_password", "airflow_webhook_secret", "airflow_db_password"])}
+    result = run_playbook(PLAY.format(path=store), "-e", json.dumps(supplied))
     assert result.rc == 0, result.output
     after = load(store)
-    assert after[name] == "from-the-vault-42"
-    assert {k: v for k, v in after.items() if k != name} == {k: v for k, v in generated.items() if k != name}
-    assert record(store)["fingerprints"][name] != fingerprints(generated)[name]
+    assert {k: after[k] for k in supplied} == supplied
+    assert {k: v for k, v in after.items() if k not in supplied} == \
+        {k: v for k, v in generated.items() if k not in supplied}
+    for name in supplied:
+        assert record(store)["fingerprints"][name] != fingerprints(generated)[name], name
 
 
 def test_supplied_fernet_key_on_a_new_stack_is_kept(run_playbook, store):
@@ -260,13 +263,27 @@ def test_rotation_replaces_the_named_secrets_once_per_run(run_playbook, generate
     record = load(store.parent / "secrets.yml.record" / "secrets-record.yml")
     assert not any(after[name] in str(record) for name in NAMES)
     assert run_playbook(PLAY.format(path=store)).changed == 0
+    # The end of the rotation removes the copy of the store.
+    ended = run_playbook(f"""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: qubinode.airflow.secrets
+        tasks_from: finish.yml
+      vars:
+        secrets_store_path: {store}
+""")
+    assert ended.rc == 0, ended.output
+    assert not (store.parent / "secrets.yml.previous").exists()
+    assert load(store) == after
 
 
-@pytest.mark.parametrize("name", ["airflow_webhook_secret", "airflow_fernet_key", "airflow_jwt_secret"])
-def test_rotation_in_check_mode_writes_nothing(run_playbook, generated_store, name):
+def test_rotation_in_check_mode_writes_nothing(run_playbook, generated_store):
     store = generated_store
     before = store.read_bytes()
-    result = run_playbook(ROTATE_PLAY.format(path=store, rotate=[name]), "--check")
+    rotate = ["airflow_webhook_secret", "airflow_fernet_key", "airflow_jwt_secret"]
+    result = run_playbook(ROTATE_PLAY.format(path=store, rotate=rotate), "--check")
     assert result.rc == 0, result.output
     assert result.changed >= 1
     assert store.read_bytes() == before
@@ -375,24 +392,6 @@ def test_every_key_of_a_fernet_list_is_checked(run_playbook, generated_store):
     assert store.read_bytes() == before
 
 
-def test_the_end_of_a_rotation_removes_the_copy_of_the_store(run_playbook, generated_store):
-    store = generated_store
-    assert run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_webhook_secret"])).rc == 0
-    assert (store.parent / "secrets.yml.previous").exists()
-    result = run_playbook(f"""
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - ansible.builtin.include_role:
-        name: qubinode.airflow.secrets
-        tasks_from: finish.yml
-      vars:
-        secrets_store_path: {store}
-""")
-    assert result.rc == 0, result.output
-    assert not (store.parent / "secrets.yml.previous").exists()
-
-
 def test_a_jwt_rotation_keeps_the_old_secret_for_the_window(run_playbook, generated_store):
     store = generated_store
     old = load(store)["airflow_jwt_secret"]
@@ -423,16 +422,6 @@ def test_a_jwt_rotation_keeps_the_old_secret_for_the_window(run_playbook, genera
     assert after["airflow_jwt_secret"] == new
     assert "airflow_jwt_secret_previous" not in after and "airflow_jwt_secret_rotated" not in after
     assert run_playbook(ROLE_PLAY.format(path=store)).changed == 0
-
-
-def test_a_leaked_jwt_secret_rotates_with_no_window(run_playbook, generated_store):
-    store = generated_store
-    old = load(store)["airflow_jwt_secret"]
-    result = run_playbook(ROTATE_PLAY.format(path=store, rotate=["airflow_jwt_secret"]), "-e", "secrets_jwt_window=0")
-    assert result.rc == 0, result.output
-    after = load(store)
-    assert after["airflow_jwt_secret"] != old and "airflow_jwt_secret_previous" not in after
-    assert "airflow_jwt_secret_previous" not in yaml.safe_load((store.parent / "secrets.yml.second").read_text())
 
 
 def test_a_changed_supplied_jwt_secret_opens_a_window(run_playbook, store):
@@ -466,10 +455,23 @@ def test_hosts_of_a_later_play_may_still_run_with_what_the_run_replaced(run_play
         dest: {path}
         mode: "0600"
 """
-    second = ROLE_PLAY.format(path=store) + f"      secrets_rotate: {rotate}\n"
+    second = ROLE_PLAY.format(path=store) + f"""      secrets_rotate: {rotate}
+  tasks:
+    - name: What the second play applies
+      ansible.builtin.copy:
+        content: "{{{{ secrets_values | to_json }}}}"
+        dest: {store}.second
+        mode: "0600"
+      no_log: true
+"""
+    old_jwt = load(store)["airflow_jwt_secret"]
     result = run_playbook(first.format(path=store) + second, "-e", "secrets_jwt_window=0")
     assert result.rc == 0, result.output
-    assert "airflow_fernet_key_previous" not in load(store)
+    after = load(store)
+    assert "airflow_fernet_key_previous" not in after
+    # A leaked JWT secret (secrets_jwt_window=0) rotates with no window.
+    assert after["airflow_jwt_secret"] != old_jwt and "airflow_jwt_secret_previous" not in after
+    assert "airflow_jwt_secret_previous" not in yaml.safe_load((store.parent / "secrets.yml.second").read_text())
     # A later run is not that run: the host must have converged with the new secrets by then.
     path.write_text(old_record)
     late = run_playbook(ROLE_PLAY.format(path=store), "-e", "secrets_jwt_window=0")
