@@ -2,8 +2,10 @@
 # What `make test` runs after `make bootstrap`. First the checks that need no test host: the unit
 # tests (in two parts), the provider tests, sanity, lint, docs-lint and the podman scenario's images,
 # as jobs that two workers take longest first, one job per core, each into its own log under
-# .cache/logs; then the molecule scenarios, which need both cores. A failed job's log is printed. The
-# older ansible-core releases are `make core-matrix` (about 20 more minutes of both cores).
+# .cache/logs, the unit tests' with their slowest tests; then the molecule scenarios, which need both
+# cores. A failed job's log is printed, and each phase ends with how busy the cores were (what trimming
+# the run needs to know). The older ansible-core releases are `make core-matrix` (about 20 more
+# minutes of both cores).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$QA_ROOT"
@@ -17,10 +19,10 @@ mkdir -p "$logs"
 # docs-lint 10-16.
 jobs=(
   "provider make --no-print-directory provider"
-  "unit-secrets make --no-print-directory unit TESTS=tests/unit/roles/test_secrets_role.py"
-  "unit-roles make --no-print-directory unit TESTS='tests/unit/roles --ignore=tests/unit/roles/test_secrets_role.py'"
+  "unit-secrets make --no-print-directory unit TESTS='--durations=10 tests/unit/roles/test_secrets_role.py'"
+  "unit-roles make --no-print-directory unit TESTS='--durations=10 tests/unit/roles --ignore=tests/unit/roles/test_secrets_role.py'"
   "images $QA_ROOT/hack/build-stack-images.sh"
-  "unit-other make --no-print-directory unit TESTS='tests/unit --ignore=tests/unit/roles'"
+  "unit-other make --no-print-directory unit TESTS='--durations=10 tests/unit --ignore=tests/unit/roles'"
   "sanity make --no-print-directory sanity"
   "lint make --no-print-directory lint"
   "docs-lint make --no-print-directory docs-lint"
@@ -36,7 +38,17 @@ run_job() {
 export -f run_job qa_log
 export logs
 
+# "busy total" jiffies of all cores, from /proc/stat.
+cpu_jiffies() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+cpu_busy_since() {
+  local b0 t0 b1 t1
+  read -r b0 t0 <<<"$1"
+  read -r b1 t1 < <(cpu_jiffies)
+  echo "cores $(( 100 * (b1 - b0) / (t1 - t0 > 0 ? t1 - t0 : 1) )) % busy"
+}
+
 t0=$SECONDS
+c0=$(cpu_jiffies)
 rm -f "$logs"/*.result
 printf '%s\n' "${jobs[@]}" | xargs -d '\n' -P 2 -I{} bash -c 'run_job "$1"' _ {}
 
@@ -50,9 +62,13 @@ for job in "${jobs[@]}"; do
     cat "$logs/$name.log"
   fi
 done
-qa_log "checks: done after $(( (SECONDS - t0) / 60 )) min ($(grep -hE '^[0-9]+ passed' "$logs"/unit-*.log | tr '\n' ' '))"
+qa_log "checks: done after $(( (SECONDS - t0) / 60 )) min, $(cpu_busy_since "$c0") ($(grep -hE '^[0-9]+ passed' "$logs"/unit-*.log | tr '\n' ' '))"
 if [ ${#failed[@]} -gt 0 ]; then
   qa_log "failed: ${failed[*]}"
   exit 1
 fi
-exec make --no-print-directory molecule
+c0=$(cpu_jiffies)
+make --no-print-directory molecule
+rc=$?
+qa_log "molecule: $(cpu_busy_since "$c0")"
+exit $rc
