@@ -379,10 +379,11 @@ for path in [p for p in os.environ.pop("QUBINODE_SECRET_PATHS", "").split(":") i
         print("QUBINODE-SANDBOX-BREACH " + path, flush=True)
         sys.exit(3)
 # A merge request's review: the packages its requirements file adds, where pip would install them (before the
-# virtualenv's own packages, after the standard library).
+# virtualenv's own packages, after the standard library). The repository's tests run with the same code.
+SITE_FIRST = ("if site_dir: sys.path.insert(next((i for i, p in enumerate(sys.path) if p.endswith('site-packages')), "
+              "len(sys.path)), site_dir)\n")
 site_dir = os.environ.pop("QUBINODE_SITE_PACKAGES", "")
-if site_dir:
-    sys.path.insert(next((i for i, p in enumerate(sys.path) if p.endswith("site-packages")), len(sys.path)), site_dir)
+exec(SITE_FIRST)
 errors, dags = {}, {}
 # Airflow first, the repository after it on sys.path, as Airflow's own parse of a bundle: a module of
 # the repository named like one of the standard library or Airflow (copy.py) never shadows it.
@@ -480,9 +481,8 @@ if tests and not errors:
     else:
         # pytest with the import paths after Airflow on sys.path, as the DAGs have them (and a review's packages
         # where the parse had them).
-        code = ("import sys; site = sys.argv[1]; site and sys.path.insert(next((i for i, p in enumerate(sys.path) "
-                "if p.endswith('site-packages')), len(sys.path)), site); sys.path.extend(sys.argv[2].split(':') "
-                "if sys.argv[2] else []); import pytest; sys.exit(pytest.main(sys.argv[3:]))")
+        code = ("import sys\nsite_dir = sys.argv[1]\n" + SITE_FIRST + "sys.path.extend(sys.argv[2].split(':') "
+                "if sys.argv[2] else [])\nimport pytest\nsys.exit(pytest.main(sys.argv[3:]))\n")
         proc = subprocess.run([sys.executable, "-c", code, site_dir, ":".join(imports),
                                "-q", "-p", "no:cacheprovider", "--color=no", "--", tests],
                               cwd=tests_root, capture_output=True, text=True)

@@ -525,8 +525,9 @@ class DagRepo:
                 for path in [x for x in self.import_paths if not (x + "/").startswith(self.subdir + "/")]:
                     report += [dict(f, file="%s/%s" % (path, f["file"]))
                                for f in scan_secrets(os.path.join(stage, "tree", path))]
-            requirements = self.stage_requirements(git, mirror, commit, stage) if p["validate"] else None
-            site = self.review_packages(requirements, commit, registry, stage) if review and requirements else None
+            staged = self.stage_requirements(git, mirror, commit, stage) if p["validate"] else None
+            requirements = staged[0] if staged else None
+            site = self.review_packages(staged[1], commit, registry, stage) if review and staged else None
             dags = {}
             # A link out of the tree would be read by Airflow's parse (a device, a host file): not parsed.
             if p["validate"] and not any(f["kind"] == "link" for f in report):
@@ -581,15 +582,16 @@ class DagRepo:
             return
         stage = tempfile.mkdtemp(prefix="requirements-", dir=p["work_dir"])
         try:
-            lines, packages = self.resolve_text(text, commit, registry, stage)
+            lines, packages = self.resolve_text(text, read_runtime(p["airflow_config_dir"]), commit, registry, stage)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
         self.result.update(requirements=lines, packages=packages)
 
-    def resolve_text(self, text, commit, registry, stage):
+    def resolve_text(self, text, runtime, commit, registry, stage):
         """(requirement lines, packages pip would add) of the requirements file `text` of `commit`, resolved with
-        every other registered repository's and the stack's constraints in a dry run; a line that cannot be read,
-        a package nobody allowed or a conflict refuses the commit. Nothing with the podman runtime."""
+        every other registered repository's and the stack's constraints (`runtime`, the host's runtime.json) in a
+        dry run; a line that cannot be read, a package nobody allowed or a conflict refuses the commit. Nothing with
+        the podman runtime."""
         p = self.p
         try:
             accepted, unread = parse_requirements(text)
@@ -599,7 +601,6 @@ class DagRepo:
             self.module.warn("%s at %s: line(s) %s of its %s are not package requirements and were not read (no option, "
                              "file or URL)" % (self.name, commit[:12], ", ".join(str(n) for n, _t, _w in unread),
                                                self.requirements_file))
-        runtime = read_runtime(p["airflow_config_dir"])
         if not accepted:
             return [], []
         if runtime["runtime"] != "native":
@@ -624,19 +625,17 @@ class DagRepo:
             raise self.refused(commit, registry, [dict(file=self.requirements_file, kind="requirement", message=e.msg)])
         return lines, packages
 
-    def review_packages(self, requirements, commit, registry, stage):
-        """A merge request's review: the packages its requirements file (`requirements`, staged) adds, resolved as
+    def review_packages(self, text, commit, registry, stage):
+        """A merge request's review: the packages its requirements file (`text`) adds, resolved as
         a registration resolves them, and installed into the stage alone (wheels, so no code of theirs runs here)
         for the validator to import where the virtualenv's own packages are; the stack's virtualenv and hosts are
         left as they are. Returns that directory, or None when nothing is to add."""
         p = self.p
-        with open(requirements, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-        lines, packages = self.resolve_text(text, commit, registry, stage)
+        runtime = read_runtime(p["airflow_config_dir"])
+        lines, packages = self.resolve_text(text, runtime, commit, registry, stage)
         self.result.update(requirements=lines, packages=packages)
         if not packages:
             return None
-        runtime = read_runtime(p["airflow_config_dir"])
         site = os.path.join(stage, "site-packages")
         argv = [os.path.join(p["airflow_venv"], "bin", "python"), "-m", "pip", "install", "--disable-pip-version-check",
                 "--no-input", "--no-deps", "--no-compile", "--only-binary", ":all:", "--target", site]
@@ -656,7 +655,8 @@ class DagRepo:
         return p["commit"] or git.resolve(p["ref"])
 
     def stage_requirements(self, git, mirror, commit, stage):
-        """The commit's requirements file copied into the root-only stage for the validator to read (None: none)."""
+        """The commit's requirements file copied into the root-only stage for the validator to read: (its path, its
+        text), or None when the commit has none."""
         text = git.read_file(mirror, commit, self.requirements_file, REQUIREMENTS_LIMIT)
         if text is None:
             return None
@@ -664,7 +664,7 @@ class DagRepo:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        return path
+        return path, text
 
     def unmet_requirements(self, unmet, commit):
         """The validator's unmet requirements as RV(unmet_requirements), with a warning that names them."""

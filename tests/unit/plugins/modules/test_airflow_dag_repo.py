@@ -909,8 +909,7 @@ def test_a_review_installs_what_its_requirements_add_into_the_stage_alone(upstre
     head = git("rev-parse", "HEAD", cwd=upstream["work"])
     stage = tmp_path / "stage"
     stage.mkdir()
-    (stage / "requirements.txt").write_text("qa-tool\n")
-    site = repo.review_packages(str(stage / "requirements.txt"), head, {}, str(stage))
+    site = repo.review_packages("qa-tool\n", head, {}, str(stage))
     assert site == str(stage / "site-packages")
     assert repo.result["requirements"] == ["qa-tool"]
     assert repo.result["packages"] == ["qa-base==1.0", "qa-tool==1.0"]
@@ -918,9 +917,8 @@ def test_a_review_installs_what_its_requirements_add_into_the_stage_alone(upstre
         "qa_base", "qa_tool"]
     assert not (tmp_path / "venv" / "lib").exists()
     # A package nobody allowed refuses the head, naming it; nothing is fetched.
-    (stage / "more.txt").write_text("qa-tool\nqa-evil\n")
     with pytest.raises(dr.RepoError) as e:
-        repo.review_packages(str(stage / "more.txt"), head, {"team_a": dict(commit=upstream["head"])},
+        repo.review_packages("qa-tool\nqa-evil\n", head, {"team_a": dict(commit=upstream["head"])},
                              str(tmp_path / "repos"))
     assert "qa-evil is neither pinned by the stack's constraints" in e.value.report[0]["message"]
     assert not (tmp_path / "repos" / "site-packages").exists()
