@@ -263,7 +263,8 @@ def test_rotation_replaces_the_named_secrets_once_per_run(run_playbook, generate
     record = load(store.parent / "secrets.yml.record" / "secrets-record.yml")
     assert not any(after[name] in str(record) for name in NAMES)
     assert run_playbook(PLAY.format(path=store)).changed == 0
-    # The end of the rotation removes the copy of the store.
+    # The end of the rotation removes the copy of the store, which a converge before it keeps.
+    assert (store.parent / "secrets.yml.previous").exists()
     ended = run_playbook(f"""
 - hosts: localhost
   gather_facts: false
