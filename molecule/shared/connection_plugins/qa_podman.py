@@ -13,10 +13,10 @@ server with pipelining on. The container's file system is mounted only when a fi
 That one command is `nsenter` into the namespaces of the container's init (its PID cached on the
 controller, checked against the container's uuid before each use), with the init's environment: about
 4 ms of CPU where `podman exec` costs about 140 ms (the podman command, conmon and runc) on the test
-machines. The command runs in the container's mount, PID, network, IPC and UTS namespaces, as root,
-outside the container's cgroup: services and anything the command starts through systemd run in the
-container's cgroups as before. A host whose tasks run podman themselves (the podman scenario) sets
-ansible_qa_podman_nsenter to false and keeps `podman exec`.
+machines. Before it enters the namespaces, the command joins the container's cgroup in every hierarchy,
+as `podman exec` does: it runs in the container's mount, PID, network, IPC, UTS and cgroup namespaces, as
+root, and podman run by a task inside the host (the podman scenario) makes its cgroups where it would
+under `podman exec`. A host can set ansible_qa_podman_nsenter to false to keep `podman exec`.
 """
 
 from __future__ import annotations
@@ -78,6 +78,33 @@ def _environ(pid):
     return dict((k.decode(), v.decode()) for k, v in pairs)
 
 
+def _cgroup_procs(path):
+    """The cgroup.procs files of cgroup `path` in every cgroup hierarchy mounted on the controller."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            if fstype in ("cgroup", "cgroup2"):
+                procs = os.path.join(fields[4], path.lstrip("/"), "cgroup.procs")
+                if os.path.isfile(procs):
+                    found.append(procs)
+    return found
+
+
+def _joiner(procs):
+    """A preexec function: the child joins the cgroups whose cgroup.procs files are `procs`."""
+    def join():
+        pid = str(os.getpid()).encode()
+        for p in procs:
+            fd = os.open(p, os.O_WRONLY)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+    return join
+
+
 class Connection(PodmanConnection):
     transport = "qa_podman"
     has_pipelining = True
@@ -92,30 +119,30 @@ class Connection(PodmanConnection):
             PodmanConnection._connect(self)
 
     def _init(self):
-        """(PID, environment) of the container's init; the PID is cached in a file on the controller and
-        used only while that process still carries the container's uuid."""
+        """(PID, environment, cgroup path) of the container's init; PID and path are cached in a file on the
+        controller and used only while that process still carries the container's uuid."""
         cache = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY") or tempfile.gettempdir(),
                              "qa_podman-%s.pid" % self._container_id)
         try:
             with open(cache) as f:
-                pid, uuid = f.read().split()
+                pid, uuid, cgroup = f.read().split()
             env = _environ(pid)
             if env.get("container_uuid") == uuid:
-                return pid, env
+                return pid, env, cgroup
         except (OSError, ValueError):
             pass
-        rc, out, err = self._podman(["inspect", "--format", "{{.State.Pid}} {{.Id}}"])
+        rc, out, err = self._podman(["inspect", "--format", "{{.State.Pid}} {{.Id}} {{.State.CgroupPath}}"])
         if rc != 0:
             raise AnsibleError("podman inspect %s failed: %s" % (self._container_id, to_native(err)))
-        pid, cid = to_native(out).split()
+        pid, cid, cgroup = to_native(out).split()
         env = _environ(pid)
         if env.get("container_uuid") != cid[:32]:
             raise AnsibleError("the init process %s of %s does not carry its uuid" % (pid, self._container_id))
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(cache))
         with os.fdopen(fd, "w") as f:
-            f.write("%s %s\n" % (pid, cid[:32]))
+            f.write("%s %s %s\n" % (pid, cid[:32], cgroup))
         os.replace(tmp, cache)
-        return pid, env
+        return pid, env, cgroup
 
     def exec_command(self, cmd, in_data=None, sudoable=False):
         ConnectionBase.exec_command(self, cmd, in_data=in_data, sudoable=sudoable)
@@ -127,11 +154,14 @@ class Connection(PodmanConnection):
             if self.user:
                 args.extend(("--user", self.user))
             return self._podman(args, argv, in_data)
-        pid, env = self._init()
+        pid, env, cgroup = self._init()
+        procs = _cgroup_procs(cgroup)
+        if not procs:
+            raise AnsibleError("no cgroup %s of %s is mounted here" % (cgroup, self._container_id))
         local_cmd = [to_bytes(a, errors="surrogate_or_strict") for a in ["nsenter", "--target", pid, "--all", "--"] + argv]
         display.vvv("RUN %s" % (local_cmd,), host=self._container_id)
         p = subprocess.Popen(local_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=env, cwd="/")
+                             env=env, cwd="/", preexec_fn=_joiner(procs))
         stdout, stderr = p.communicate(input=in_data)
         return p.returncode, stdout, stderr
 
