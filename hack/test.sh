@@ -3,11 +3,12 @@
 # need no test host (the unit tests in three parts, the provider tests, sanity, lint and docs-lint) as
 # jobs that two workers take longest first, each into its own log under .cache/logs, the unit tests'
 # with their slowest tests. The run is bound by the two cores, so its length is the work of both parts:
-# side by side, neither waits for the other, and the cores stay busy to the end. The checks run niced,
-# but the test hosts' processes share one cgroup's weight, so while the checks run they take about half
-# the cores (the scenarios' first converges take longer then). A failed check's log is printed and stops
-# the scenarios. The run ends with how busy the cores were (what trimming it needs to know). The older ansible-core releases are `make core-matrix` (about
-# 20 more minutes of both cores).
+# side by side, neither waits for the other, and only the last scenario runs alone at the end. The
+# checks run niced, but the test hosts' processes share one cgroup's weight, so while the checks run
+# they take about half the cores (the scenarios' first converges take longer then). A failed check's log
+# is printed and stops the scenarios. The run ends with how busy the cores were (what trimming it needs
+# to know). The older ansible-core releases are `make core-matrix` (about 20 more minutes of both
+# cores).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$QA_ROOT"
