@@ -21,7 +21,7 @@ up: bootstrap ## Deploy the whole stack onto a local test host and print its URL
 down: ## Remove the local test host of `make up`
 	@$(HACK)/down.sh
 
-test: bootstrap ## Everything CI runs: the molecule scenarios, beside them unit, provider, sanity, lint and docs-lint
+test: bootstrap ## Everything CI runs: unit, provider, sanity, lint and docs-lint, then the molecule scenarios
 	@$(HACK)/test.sh
 
 TESTS ?= tests/unit

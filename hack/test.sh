@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# What `make test` runs after `make bootstrap`: the molecule scenarios, and beside them the checks that
-# need no test host (the unit tests in three parts, the provider tests, sanity, lint and docs-lint) as
-# jobs that two workers take longest first, each into its own log under .cache/logs, the unit tests'
-# with their slowest tests. The run is bound by the two cores, so its length is the work of both parts:
-# side by side, neither waits for the other, and only the last scenario runs alone at the end. The
-# checks run niced, but the test hosts' processes share one cgroup's weight, so while the checks run
-# they take about half the cores (the scenarios' first converges take longer then). A failed check's log
-# is printed and stops the scenarios. The run ends with how busy the cores were (what trimming it needs
-# to know). The older ansible-core releases are `make core-matrix` (about 20 more minutes of both
+# What `make test` runs after `make bootstrap`. First the checks that need no test host: the unit
+# tests (in three parts), the provider tests, sanity, lint, docs-lint and the podman scenario's images,
+# as jobs that two workers take longest first, one job per core, each into its own log under
+# .cache/logs, the unit tests' with their slowest tests; then the molecule scenarios, which need both
+# cores. The two phases never overlap: the checks' timing tests and the secrets role's tests, which read
+# the machine's own addresses, must not share it with the test hosts' networks coming and going. A
+# failed job's log is printed, and each phase ends with how busy the cores were (what trimming the run
+# needs to know). The older ansible-core releases are `make core-matrix` (about 20 more minutes of both
 # cores).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -17,15 +16,15 @@ logs="$QA_CACHE/logs"
 mkdir -p "$logs"
 
 # NAME COMMAND, roughly longest first (the roles' unit tests in two halves, so the two workers end
-# together). Seconds in a fresh-clone run on the CI machine kind, before the checks ran beside the
-# scenarios: unit-secrets 488, provider 405, unit-roles 338, unit-other 122, lint 89, sanity 53,
-# docs-lint 14. The podman scenario's images are built by hack/molecule.sh.
+# together). Seconds in a fresh-clone run on the CI machine kind: unit-secrets 488, provider 405,
+# unit-roles 338, unit-other 122, lint 89, sanity 53, images 17-90, docs-lint 14.
 jobs=(
   "provider make --no-print-directory provider"
   "unit-secrets make --no-print-directory unit TESTS='--durations=10 tests/unit/roles/test_secrets_role.py'"
   "unit-roles make --no-print-directory unit TESTS='--durations=10 tests/unit/roles --ignore=tests/unit/roles/test_secrets_role.py'"
   "unit-other make --no-print-directory unit TESTS='--durations=10 tests/unit --ignore=tests/unit/roles'"
   "sanity make --no-print-directory sanity"
+  "images $QA_ROOT/hack/build-stack-images.sh"
   "lint make --no-print-directory lint"
   "docs-lint make --no-print-directory docs-lint"
 )
@@ -52,13 +51,7 @@ cpu_busy_since() {
 t0=$SECONDS
 c0=$(cpu_jiffies)
 rm -f "$logs"/*.result
-# The scenarios in a process group of their own, which a failed check or an interrupt stops whole.
-setsid "$QA_ROOT/hack/molecule.sh" &
-mpid=$!
-stop_molecule() { kill -TERM -- "-$mpid" 2>/dev/null; wait "$mpid" 2>/dev/null; }
-trap 'stop_molecule; exit 130' INT TERM
-
-printf '%s\n' "${jobs[@]}" | nice -n 10 xargs -d '\n' -P 2 -I{} bash -c 'run_job "$1"' _ {}
+printf '%s\n' "${jobs[@]}" | xargs -d '\n' -P 2 -I{} bash -c 'run_job "$1"' _ {}
 
 failed=()
 for job in "${jobs[@]}"; do
@@ -70,13 +63,13 @@ for job in "${jobs[@]}"; do
     cat "$logs/$name.log"
   fi
 done
-qa_log "checks: done after $(( (SECONDS - t0) / 60 )) min ($(grep -hE '^[0-9]+ passed' "$logs"/unit-*.log | tr '\n' ' '))"
+qa_log "checks: done after $(( (SECONDS - t0) / 60 )) min, $(cpu_busy_since "$c0") ($(grep -hE '^[0-9]+ passed' "$logs"/unit-*.log | tr '\n' ' '))"
 if [ ${#failed[@]} -gt 0 ]; then
-  qa_log "failed: ${failed[*]}; stopping the molecule scenarios"
-  stop_molecule
+  qa_log "failed: ${failed[*]}"
   exit 1
 fi
-wait "$mpid"
+c1=$(cpu_jiffies)
+make --no-print-directory molecule
 rc=$?
-qa_log "all done after $(( (SECONDS - t0) / 60 )) min, $(cpu_busy_since "$c0")"
+qa_log "molecule: $(cpu_busy_since "$c1"); all done after $(( (SECONDS - t0) / 60 )) min"
 exit $rc
