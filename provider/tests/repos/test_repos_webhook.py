@@ -715,6 +715,22 @@ def open_page(browser, stack, user):
     return wait, row
 
 
+def click_now(wait, css):
+    """Click what `css` finds at the moment of the click: two seconds after each action the page builds its
+    table again, and an element found before that is gone (a click on it fails, and never happens)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def attempt(driver):
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait.until(attempt)
+
+
 def test_status_page_in_a_browser_lists_repos_and_syncs(stack, browser):
     from selenium.webdriver.common.by import By
 
@@ -756,11 +772,11 @@ def test_status_page_refuses_sync_and_rollback_to_a_viewer(stack, browser):
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait.until(lambda d: d.find_element(By.ID, "message").text.startswith("by_viewer: add refused (HTTP 403)"))
     before, removals = len(promote_runs()), len(promote_runs(REMOVE))
-    browser.find_element(By.CSS_SELECTOR, "tr[data-repo='pinned'] .rollback button").click()
+    click_now(wait, "tr[data-repo='pinned'] .rollback button")
     browser.switch_to.alert.accept()
     wait.until(lambda d: d.find_element(By.ID, "message").text.startswith("pinned: rollback refused (HTTP 403)"))
     assert len(promote_runs()) == before
-    row.find_element(By.CSS_SELECTOR, "button.remove").click()
+    click_now(wait, "tr[data-repo='tracked'] button.remove")
     browser.switch_to.alert.accept()
     wait.until(lambda d: d.find_element(By.ID, "message").text.startswith("tracked: remove refused (HTTP 403)"))
     assert len(promote_runs(REMOVE)) == removals

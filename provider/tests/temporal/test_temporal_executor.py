@@ -16,7 +16,7 @@ import uuid
 import pytest
 from conftest import ROOT
 from temporal_server import free_port, temporal_server
-from test_temporal_worker import SECRET, WORKER, alive, wait_for
+from test_temporal_worker import SECRET, WORKER, alive, polling, wait_for
 
 # The task runner's stand-in: the workload is Airflow's own ExecuteTask; its task_id says what to do.
 RUNNER = textwrap.dedent("""
@@ -52,7 +52,7 @@ def start_worker(env, address):
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=dict(os.environ, PYTHONPATH=str(env.dir), QA_RAN=str(env.ran)))
     env.procs.append(proc)
-    time.sleep(2)
+    assert wait_for(lambda: polling(address, env.queue, proc), 90), "the worker never polled %s" % env.queue
     return proc
 
 

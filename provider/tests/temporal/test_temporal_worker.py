@@ -82,7 +82,7 @@ def start_worker(tmp_path, temporal, queue):
         with open(tmp_path / ("worker%d.log" % len(procs)), "wb") as log:
             proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=log, env=env)
         procs.append(proc)
-        time.sleep(2)  # let it start polling
+        assert wait_for(lambda: polling(temporal, queue, proc), 90), "the worker never polled %s" % queue
         return proc
 
     yield start
@@ -90,6 +90,25 @@ def start_worker(tmp_path, temporal, queue):
         if proc.poll() is None:
             proc.terminate()
             proc.wait(40)
+
+
+def polling(temporal, queue, proc):
+    """Whether the worker process `proc` polls `queue` for activities (Temporal lists it among the pollers)."""
+    import asyncio
+
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+    from temporalio.client import Client
+
+    async def ask():
+        client = await Client.connect(temporal, namespace="airflow")
+        answer = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+            namespace="airflow", task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY))
+        return any(poller.identity.startswith("%d@" % proc.pid) for poller in answer.pollers)
+
+    return proc.poll() is None and asyncio.run(ask())
 
 
 def run(temporal, queue, spec, heartbeat=3, max_attempts=3, wait=True, cancel_after=None, wf_id=None, converter=None):
