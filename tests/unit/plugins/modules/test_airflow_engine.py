@@ -119,7 +119,7 @@ ENTRY_POINT = """
     airflow_config_dir: {config}
     airflow_venv: {venv}
     airflow_user: ""
-    # The role's secrets dependency keeps its files in the test's directory, not in the machine's /etc.
+    # The secrets role the entry point includes keeps its files in the test's directory, not in the machine's /etc.
     secrets_store_path: {config.parent}/secrets/secrets.yml
     secrets_record_path: {config.parent}/secrets/record.yml
     secrets_tls_dir: {config.parent}/secrets/tls
@@ -135,7 +135,7 @@ def test_the_old_variable_name_is_read_and_warns(host, run_playbook):
     """The airflow role's engine entry point reads airflow_orchestrator when airflow_engine is not set."""
     config, venv = host
     assert run_playbook(play("airflow", "127.0.0.1:1", config, venv)).rc == 0
-    # (The first run through the role writes its secrets dependency's files.)
+    # (The first run through the role writes the secrets role's files.)
     assert run_playbook(ENTRY_POINT.format(engine="airflow", config=config, venv=venv)).rc == 0
     same = run_playbook(ENTRY_POINT.format(engine="airflow", config=config, venv=venv))
     assert same.rc == 0 and same.changed == 0, same.output
