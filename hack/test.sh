@@ -16,8 +16,8 @@ logs="$QA_CACHE/logs"
 mkdir -p "$logs"
 
 # NAME COMMAND, roughly longest first (the roles' unit tests in two halves, so the two workers end
-# together). Seconds in a fresh-clone run on the CI machine kind: unit-secrets 488, provider 405,
-# unit-roles 338, unit-other 122, lint 89, sanity 53, images 17-90, docs-lint 14.
+# together). Seconds in a fresh-clone run on the CI machine kind: unit-secrets 406, provider 344,
+# unit-other 142, unit-roles 141, lint 68, images 22-48, sanity 47, docs-lint 12.
 jobs=(
   "provider make --no-print-directory provider"
   "unit-secrets make --no-print-directory unit TESTS='--durations=10 tests/unit/roles/test_secrets_role.py'"
