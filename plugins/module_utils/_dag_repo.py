@@ -33,7 +33,7 @@ import time
 
 from ansible_collections.qubinode.airflow.plugins.module_utils._api import AirflowAPIError
 from ansible_collections.qubinode.airflow.plugins.module_utils._host import (
-    AIRFLOW_UNITS, deferred, installed_units, read_runtime, restart_with_cleanup)
+    AIRFLOW_UNITS, deferred, installed_units, read_runtime, restart_with_cleanup, run)
 from ansible_collections.qubinode.airflow.plugins.module_utils._repo_input import (
     SHA_RE, InputError, check_registry)
 from ansible_collections.qubinode.airflow.plugins.module_utils._requirements import (
@@ -158,8 +158,7 @@ GIT_SAFE_CONFIG = (
 class Git:
     """git with credentials passed through the environment, never on a command line."""
 
-    def __init__(self, module, url, token=None, username=None, ssh_private_key=None, workdir=None):
-        self.module = module
+    def __init__(self, url, token=None, username=None, ssh_private_key=None, workdir=None):
         self.url = url
         self._tmp = tempfile.mkdtemp(prefix="qubinode-git-", dir=workdir)
         os.chmod(self._tmp, 0o700)
@@ -188,7 +187,7 @@ class Git:
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def run(self, args, cwd=None, what="git", check=True):
-        rc, out, err = self.module.run_command(["git"] + args, cwd=cwd or self._tmp, environ_update=self.env)
+        rc, out, err = run(["git"] + args, cwd=cwd or self._tmp, environ_update=self.env)
         if rc != 0 and check:
             raise RepoError("%s failed for %s: %s" % (what, self.url, (err or out).strip()[-800:]))
         return out if check else rc
@@ -222,8 +221,8 @@ class Git:
         """Whether `path` (already checked) is a directory of the repository at `commit`."""
         if not path or not SHA_RE.match(commit):
             return False
-        rc, out, _err = self.module.run_command(["git", "--git-dir", mirror, "cat-file", "-t", "--end-of-options",
-                                                 "%s:%s" % (commit, path)], cwd=self._tmp, environ_update=self.env)
+        rc, out, _err = run(["git", "--git-dir", mirror, "cat-file", "-t", "--end-of-options",
+                             "%s:%s" % (commit, path)], cwd=self._tmp, environ_update=self.env)
         return rc == 0 and out.strip() == "tree"
 
     def read_file(self, mirror, commit, path, limit):
@@ -231,19 +230,19 @@ class Git:
         there is none. A symbolic link or a directory is not read; a file larger than `limit` bytes is refused."""
         if not path or not SHA_RE.match(commit):
             return None
-        rc, out, _err = self.module.run_command(["git", "--git-dir", mirror, "ls-tree", "-z", "--end-of-options", commit,
-                                                 "--", ":(literal)%s" % path], cwd=self._tmp, environ_update=self.env)
-        entry = out.split("\0")[0] if rc == 0 else ""
+        rc, out, _err = run(["git", "--git-dir", mirror, "ls-tree", "-z", "--end-of-options", commit,
+                             "--", ":(literal)%s" % path], cwd=self._tmp, environ_update=self.env)
+        entry = out.split("\0", 1)[0] if rc == 0 else ""
         meta, _tab, name = entry.partition("\t")
         fields = meta.split(" ")
         if name != path or len(fields) != 3 or fields[0] not in ("100644", "100755") or fields[1] != "blob":
             return None
-        rc, out, err = self.module.run_command(["git", "--git-dir", mirror, "cat-file", "-s", fields[2]], cwd=self._tmp,
-                                               environ_update=self.env)
+        rc, out, err = run(["git", "--git-dir", mirror, "cat-file", "-s", fields[2]], cwd=self._tmp,
+                           environ_update=self.env)
         if rc != 0 or int(out.strip() or 0) > limit:
             raise RepoError("%s of %s at %s is larger than %d bytes: it is not read" % (path, self.url, commit[:12], limit))
-        rc, out, err = self.module.run_command(["git", "--git-dir", mirror, "cat-file", "blob", fields[2]], cwd=self._tmp,
-                                               environ_update=self.env)
+        rc, out, err = run(["git", "--git-dir", mirror, "cat-file", "blob", fields[2]], cwd=self._tmp,
+                           environ_update=self.env)
         if rc != 0:
             raise RepoError("cannot read %s of %s at %s: %s" % (path, self.url, commit[:12], err.strip()))
         return out
@@ -267,8 +266,7 @@ class Git:
             args += [":(literal)%s" % path for path in (subdir,) + tuple(extra)]
         self.run(args, what="git archive (is subdir %r a directory of the repository at %s?)" % (subdir, commit[:12]))
         os.makedirs(dest, 0o700)
-        rc, _out, err = self.module.run_command(["tar", "--no-same-owner", "--no-same-permissions", "-xf", archive,
-                                                 "-C", dest])
+        rc, _out, err = run(["tar", "--no-same-owner", "--no-same-permissions", "-xf", archive, "-C", dest])
         if rc != 0:
             raise RepoError("cannot unpack %s at %s: %s" % (self.url, commit, err))
         if not subdir:
@@ -597,7 +595,7 @@ def sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, te
     return argv + ["--", python, inner_script] + args
 
 
-def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir, tests=None, tests_root=None,
+def validate_tree(python, sandbox, airflow_user, stage, tree, config_dir, tests=None, tests_root=None,
                   import_paths=(), requirements=None, site_packages=None):
     """Parse `tree` (inside the root-only `stage`) with Airflow in the sandbox, the directories `import_paths`
     (inside `stage`) after it on sys.path and `site_packages` (inside `stage`) before the virtualenv's own
@@ -622,7 +620,7 @@ def validate_tree(module, python, sandbox, airflow_user, stage, tree, config_dir
     argv = sandbox_command(sandbox, python, stage, tree, config_dir, uid, gid, name, tests, tests_root,
                            import_paths, requirements, site_packages)
     started = time.monotonic()
-    rc, out, err = module.run_command(argv, cwd="/")
+    rc, out, err = run(argv, cwd="/")
     took = time.monotonic() - started
     breach = [ln.split(" ", 1)[1] for ln in out.splitlines() if ln.startswith("QUBINODE-SANDBOX-BREACH ")]
     if breach:

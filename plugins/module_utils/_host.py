@@ -18,6 +18,7 @@ __metaclass__ = type
 import json
 import os
 import shlex
+import subprocess
 
 # Every unit that reads airflow.cfg and the settings files; a host has only some of them
 # (a Temporal worker host has just the worker).
@@ -60,6 +61,32 @@ def systemctl(module, verb, units, error, config_dir=CONFIG_DIR):
         rc, _o, err = module.run_command([manager, verb] + list(units))
         if rc != 0:
             raise error("%s %s %s failed: %s" % (manager, verb, " ".join(units), err.strip()))
+
+
+def run(args, cwd=None, environ_update=None):
+    """(rc, stdout, stderr) of the command `args` (a list), with `environ_update` added to this process's
+    environment: for every command whose output is read. AnsibleModule.run_command can return a command's
+    exit code without the output it wrote last: its read loop ends when a one-second wait for output
+    times out and the command has exited by the time it looks, without reading what the command wrote in
+    between (ansible/ansible issue 51393). Under load that lost the one JSON line a check prints before it
+    exits. This reads both pipes to their end."""
+    env = dict(os.environ)
+    env.update(environ_update or {})
+    if env.get("PYTHONPATH"):
+        # What AnsiballZ put there is this module's own code, not the command's.
+        paths = [p for p in env["PYTHONPATH"].split(":")
+                 if p and not p.endswith("/ansible_modlib.zip") and not p.endswith("/debug_dir")]
+        if paths:
+            env["PYTHONPATH"] = ":".join(paths)
+        else:
+            del env["PYTHONPATH"]
+    try:
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, close_fds=True)
+    except OSError as e:
+        return 127, "", "cannot run %s: %s" % (args[0], e)
+    out, err = proc.communicate()
+    return (proc.returncode, out.decode("utf-8", errors="replace"), err.decode("utf-8", errors="replace"))
 
 
 def airflow_python(venv, run_as, config_dir=CONFIG_DIR, env=None, mounts=()):

@@ -20,7 +20,7 @@ import json
 import os
 import shlex
 
-from ansible_collections.qubinode.airflow.plugins.module_utils._host import airflow_python
+from ansible_collections.qubinode.airflow.plugins.module_utils._host import airflow_python, run
 
 ENV_FILE = "orchestrator.env"
 TEMPORAL_EXECUTOR = "Temporal:qubinode_airflow.temporal.executor.TemporalExecutor"
@@ -114,7 +114,7 @@ def check_temporal(module, venv, address, namespace, run_as=None, config_dir=Non
     cmd = argv + ["-m", "qubinode_airflow.temporal.check", address, namespace]
     if tls.get("ca"):
         cmd += [tls["ca"]] + ([tls["cert"], tls["key"]] if tls.get("cert") else [])
-    rc, out, err = module.run_command(cmd, environ_update=env)
+    rc, out, err = run(cmd, environ_update=env)
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if not lines:
         raise OrchestratorError("the Temporal check could not run on this host (rc %s): %s; is the qubinode-airflow "

@@ -537,7 +537,7 @@ class DagRepo:
                                   hidden=("/var/lib/postgresql", "/var/lib/temporal", "/var/lib/airflow",
                                           "/root", "/home"))
                 dags, import_report, deprecations, unmet = validate_tree(
-                    self.module, os.path.join(p["airflow_venv"], "bin", "python"), sandbox, p["airflow_user"], stage,
+                    os.path.join(p["airflow_venv"], "bin", "python"), sandbox, p["airflow_user"], stage,
                     tree, p["airflow_config_dir"], tests=os.path.join(stage, "tree", tests) if tests else None,
                     tests_root=os.path.join(stage, "tree"),
                     import_paths=[os.path.join(stage, "tree", path) for path in self.import_paths],
@@ -568,7 +568,7 @@ class DagRepo:
         self.result.update(requirements=[], packages=[])
         if self.module.check_mode:
             return
-        git = Git(self.module, p["url"], p["token"], p["username"], p["ssh_private_key"], workdir=p["work_dir"])
+        git = Git(p["url"], p["token"], p["username"], p["ssh_private_key"], workdir=p["work_dir"])
         try:
             commit = self.target_commit(git, registry.get(self.name))
             mirror = os.path.join(p["work_dir"], self.name, "mirror.git")
@@ -704,7 +704,7 @@ class DagRepo:
         self.result.update(commit=p["commit"], previous_commit=(registry.get(self.name) or {}).get("commit"))
         if self.module.check_mode:
             return
-        git = Git(self.module, p["url"], p["token"], p["username"], p["ssh_private_key"], workdir=p["work_dir"])
+        git = Git(p["url"], p["token"], p["username"], p["ssh_private_key"], workdir=p["work_dir"])
         try:
             dags = self.validate(git, p["commit"], registry, mirror="review.git", extra_refs=(p["review_ref"],),
                                  review=True)
@@ -716,7 +716,7 @@ class DagRepo:
         p = self.p
         old = registry.get(self.name)
         # Check mode only reads the remote (ls-remote): its scratch space need not be the work directory.
-        git = Git(self.module, p["url"], p["token"], p["username"], p["ssh_private_key"],
+        git = Git(p["url"], p["token"], p["username"], p["ssh_private_key"],
                   workdir=None if self.module.check_mode else p["work_dir"])
         try:
             commit = self.target_commit(git, old)

@@ -245,21 +245,23 @@ def test_the_podman_sandbox_mounts_no_secret(tmp_path):
     assert "--read-only" in argv and not any("/etc/airflow" in a for a in argv)
 
 
-class RunAsIs:
+def run_as_is(stage):
     """Runs the sandbox's command line after '--' directly, as this (root) test: what a host whose
     systemd silently skipped the sandbox would do."""
 
-    def run_command(self, args, cwd=None, environ_update=None):
+    def run(args, cwd=None, environ_update=None):
         import subprocess
 
         env = dict(os.environ)
         for prop in props(args):
             if prop.startswith("Environment="):
                 key, _eq, value = prop[len("Environment="):].partition("=")
-                env[key] = value.replace(dr.SANDBOX_STAGE, self.stage)
-        argv = [a.replace(dr.SANDBOX_STAGE, self.stage) for a in args[args.index("--") + 1:]]
+                env[key] = value.replace(dr.SANDBOX_STAGE, stage)
+        argv = [a.replace(dr.SANDBOX_STAGE, stage) for a in args[args.index("--") + 1:]]
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
         return proc.returncode, proc.stdout, proc.stderr
+
+    return run
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="shows what happens when the code would run as root")
@@ -269,9 +271,8 @@ def test_repository_code_that_would_run_as_root_does_not_run(tmp_path, monkeypat
     (stage / "tree").mkdir(parents=True)
     proof = tmp_path / "ran"
     (stage / "tree" / "dag.py").write_text("# an Airflow DAG file\nopen(%r, 'w').write('root')\n" % str(proof))
-    runner = RunAsIs()
-    runner.stage = str(stage)
+    monkeypatch.setattr(dr, "run", run_as_is(str(stage)))
     with pytest.raises(dr.RepoError, match="sandbox could not hide uid 0"):
-        dr.validate_tree(runner, "/usr/bin/python3", dr.Sandbox("v", 30), "airflow", str(stage),
+        dr.validate_tree("/usr/bin/python3", dr.Sandbox("v", 30), "airflow", str(stage),
                          str(stage / "tree"), str(tmp_path))
     assert not proof.exists()

@@ -194,7 +194,7 @@ def test_an_accepted_finding_is_listed_by_fingerprint(tmp_path):
 
 @pytest.mark.parametrize("ref, expect", [("main", "head"), ("v1", "v1")])
 def test_resolve_reads_branches_and_tags_without_writing(upstream, ref, expect, tmp_path):
-    g = dr.Git(Runner(), upstream["url"], workdir=str(tmp_path))
+    g = dr.Git(upstream["url"], workdir=str(tmp_path))
     try:
         assert g.resolve(ref) == upstream[expect]
         assert g.resolve(upstream["v1"]) == upstream["v1"]  # a full SHA is taken as it is
@@ -203,14 +203,14 @@ def test_resolve_reads_branches_and_tags_without_writing(upstream, ref, expect, 
 
 
 def test_unknown_ref_is_a_clear_error(upstream, tmp_path):
-    g = dr.Git(Runner(), upstream["url"], workdir=str(tmp_path))
+    g = dr.Git(upstream["url"], workdir=str(tmp_path))
     with pytest.raises(dr.RepoError, match="ref 'nope' is not a branch or tag of .*full 40-character commit SHA"):
         g.resolve("nope")
     g.close()
 
 
 def test_fetch_and_export_a_subdir_at_a_commit(upstream, tmp_path):
-    g = dr.Git(Runner(), upstream["url"], workdir=str(tmp_path))
+    g = dr.Git(upstream["url"], workdir=str(tmp_path))
     mirror = str(tmp_path / "mirror.git")
     g.fetch(mirror)
     tree = g.export(mirror, upstream["v1"], "dags", str(tmp_path / "stage"))
@@ -243,7 +243,7 @@ def push_repo(upstream, tmp_path, commit, check_mode=False, **kw):
     params.update(kw)
     module = PushModule(params, check_mode)
     repo = mod.DagRepo(module)
-    return repo, dr.Git(module, upstream["url"], workdir=str(tmp_path))
+    return repo, dr.Git(upstream["url"], workdir=str(tmp_path))
 
 
 def test_a_push_newer_than_the_pin_is_pinned_and_an_older_one_is_superseded(upstream, tmp_path):
@@ -277,7 +277,7 @@ def test_the_head_of_a_merge_request_is_fetched_only_into_a_review_mirror(upstre
     git("commit", "-qm", "review", cwd=work)
     head = git("rev-parse", "HEAD", cwd=work)
     git("push", "-q", str(upstream["bare"]), "HEAD:refs/pull/7/head", cwd=work)  # as GitHub publishes it
-    g = dr.Git(Runner(), upstream["url"], workdir=str(tmp_path))
+    g = dr.Git(upstream["url"], workdir=str(tmp_path))
     mirror, review = str(tmp_path / "mirror.git"), str(tmp_path / "review.git")
     g.fetch(mirror)
     with pytest.raises(dr.RepoError, match="commit %s is not in" % head):
@@ -324,7 +324,7 @@ def test_a_push_to_a_repository_with_credentials_needs_them_given(upstream, tmp_
 def test_git_runs_no_hook_or_fsmonitor_a_repository_carries(upstream, tmp_path):
     """Hooks and code-running config planted in the mirror (as a non-root user could when the mirror
     lay in a directory it could write) are never run by root's git."""
-    g = dr.Git(Runner(), upstream["url"], workdir=str(tmp_path))
+    g = dr.Git(upstream["url"], workdir=str(tmp_path))
     mirror = tmp_path / "mirror.git"
     g.fetch(str(mirror))
     proof = tmp_path / "pwned"
@@ -345,7 +345,7 @@ def test_git_runs_no_hook_or_fsmonitor_a_repository_carries(upstream, tmp_path):
 
 @pytest.mark.parametrize("url", ["/srv/repos/etc.git", "file:///etc", "ext::sh -c touch% /tmp/x"])
 def test_git_refuses_local_and_command_transports(url, tmp_path):
-    g = dr.Git(Runner(), url, workdir=str(tmp_path))
+    g = dr.Git(url, workdir=str(tmp_path))
     with pytest.raises(dr.RepoError, match="git ls-remote failed"):
         g.resolve("main")
     g.close()
@@ -354,7 +354,7 @@ def test_git_refuses_local_and_command_transports(url, tmp_path):
 @pytest.mark.parametrize("subdir", ["--output=%(out)s", "--add-file=/etc/hostname", "-o%(out)s"])
 def test_a_subdir_is_never_read_as_an_option(upstream, tmp_path, subdir):
     out = tmp_path / "written-by-git"
-    g = dr.Git(Runner(), upstream["url"], workdir=str(tmp_path))
+    g = dr.Git(upstream["url"], workdir=str(tmp_path))
     g.fetch(str(tmp_path / "mirror.git"))
     with pytest.raises(dr.RepoError, match="git archive"):
         g.export(str(tmp_path / "mirror.git"), upstream["head"], subdir % dict(out=out), str(tmp_path / "stage"))
@@ -368,7 +368,7 @@ def test_a_subdir_that_is_a_link_is_refused(upstream, tmp_path):
     git("add", "-A", cwd=upstream["work"])
     git("commit", "-qm", "link", cwd=upstream["work"])
     git("push", "-q", str(upstream["bare"]), "main", cwd=upstream["work"])
-    g = dr.Git(Runner(), upstream["url"], workdir=str(tmp_path))
+    g = dr.Git(upstream["url"], workdir=str(tmp_path))
     g.fetch(str(tmp_path / "mirror.git"))
     with pytest.raises(dr.RepoError, match="subdir 'linked' is not a directory .*link is not followed"):
         g.export(str(tmp_path / "mirror.git"), git("rev-parse", "HEAD", cwd=upstream["work"]), "linked",
@@ -384,7 +384,7 @@ def test_an_import_path_that_is_a_link_or_missing_is_not_a_directory_of_the_comm
     git("commit", "-qm", "links", cwd=upstream["work"])
     git("push", "-q", str(upstream["bare"]), "main", cwd=upstream["work"])
     head = git("rev-parse", "HEAD", cwd=upstream["work"])
-    g = dr.Git(Runner(), upstream["url"], workdir=str(tmp_path))
+    g = dr.Git(upstream["url"], workdir=str(tmp_path))
     mirror = str(tmp_path / "mirror.git")
     g.fetch(mirror)
     assert g.has_tree(mirror, head, "dags")
@@ -423,12 +423,12 @@ def test_a_work_dir_another_user_controls_is_refused(tmp_path, attack):
 
 
 def test_credentials_travel_in_the_environment_only(tmp_path):
-    g = dr.Git(Runner(), "https://git.example.com/r.git", token="tok-123", workdir=str(tmp_path))
+    g = dr.Git("https://git.example.com/r.git", token="tok-123", workdir=str(tmp_path))
     last = int(g.env["GIT_CONFIG_COUNT"]) - 1
     assert g.env["GIT_CONFIG_KEY_%d" % last] == "http.extraHeader"
     assert g.env["GIT_CONFIG_VALUE_%d" % last].startswith("Authorization: Basic ")
     assert "tok-123" not in json.dumps(g.env)  # base64 in a header, not the token as text
-    key = dr.Git(Runner(), "git@git.example.com:r.git", ssh_private_key="-----KEY-----", workdir=str(tmp_path))
+    key = dr.Git("git@git.example.com:r.git", ssh_private_key="-----KEY-----", workdir=str(tmp_path))
     path = key.env["GIT_SSH_COMMAND"].split()[2]
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     key.close()
@@ -812,7 +812,7 @@ def test_a_requirements_file_is_read_only_as_a_regular_file_of_the_commit(tmp_pa
     git("commit", "-qm", "reqs", cwd=work)
     git("push", "-q", str(bare), "main", cwd=work)
     commit = git("rev-parse", "HEAD", cwd=work)
-    g = dr.Git(Runner(), "git://127.0.0.1/bare.git", workdir=str(tmp_path))
+    g = dr.Git("git://127.0.0.1/bare.git", workdir=str(tmp_path))
     assert g.read_file(str(bare), commit, "requirements.txt", 65536) == "apache-airflow-providers-ssh>=4\n"
     # A link (never followed), a directory, a path the commit lacks: no file.
     for path in ("link.txt", "deps", "missing.txt", "deps/missing.txt"):
