@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prints the Temporal engine figures, all measured in this run on three test hosts of its own:
-# qa-bench-core (PostgreSQL, Airflow core, Temporal) and two worker hosts.
-#   - LocalExecutor vs the Temporal executor (one worker host x 8, two x 4), 8 task slots each:
-#     100 independent no-op tasks and a chain of 20, alternating rounds, median and range, CPU per task
+# qa-bench-core (PostgreSQL, Airflow core, Temporal, Redis for Celery) and two worker hosts.
+#   - LocalExecutor, the Temporal executor (one worker host x 8, two x 4), EdgeExecutor and
+#     CeleryExecutor (one worker host x 8 each), 8 task slots each: 100 independent no-op tasks and a
+#     chain of 20, alternating rounds, median and range, CPU per task
 #   - idle RSS of the Temporal server, one worker and its task runner
 # The hosts are removed at the end (QA_BENCH_KEEP=1 keeps them).
 set -euo pipefail
@@ -28,6 +29,11 @@ all:
   vars:
     ansible_connection: containers.podman.podman
     airflow_engine: temporal
+    # The engines a user would pick instead, in the same virtualenv: Airflow's Edge and Celery executors
+    # (celery 5.7 lacks what the Celery provider 3.26 imports from it).
+    airflow_providers: [apache-airflow-providers-fab, apache-airflow-providers-postgres, apache-airflow-providers-git,
+                        psycopg2-binary, apache-airflow-providers-edge3==5.1.0, apache-airflow-providers-celery==3.26.0,
+                        "celery[redis]==5.6.3"]
   children:
     airflow_db: {hosts: {qa-bench-core: {}}}
     airflow_core: {hosts: {qa-bench-core: {}}}
@@ -36,7 +42,13 @@ all:
 INV
 qa_log "deploying the bench stack (log: $work/log)"
 ANSIBLE_PIPELINING=true ansible-playbook -i "$work/inventory.yml" playbooks/site.yml >>"$work/log" 2>&1
-QA_BENCH_INVENTORY="$work/inventory.yml" QA_UP_NAME=qa-bench-core QA_UI_PORT=$port QA_CACHE="$QA_CACHE" \
+# CeleryExecutor's broker, from Debian's package, on the bench network only (its hosts are the bench's own).
+qa_sudo podman exec qa-bench-core bash -ec '
+  command -v redis-server >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null
+  sed -i -e "s/^bind .*/bind 0.0.0.0/" -e "s/^protected-mode .*/protected-mode no/" /etc/redis/redis.conf
+  systemctl restart redis-server' >>"$work/log" 2>&1
+qa_sudo podman cp qa-bench-core:/etc/airflow/ca.crt "$work/ca.crt"
+QA_API_CA="$work/ca.crt" QA_BENCH_INVENTORY="$work/inventory.yml" QA_UP_NAME=qa-bench-core QA_UI_PORT=$port QA_CACHE="$QA_CACHE" \
   python3 hack/bench_temporal.py
 if [ "${QA_BENCH_KEEP:-}" != 1 ]; then
   qa_sudo podman rm -f -t 10 "${hosts[@]}" >/dev/null

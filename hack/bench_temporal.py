@@ -6,13 +6,18 @@ Every engine gets the same 8 task slots, on the same stack, in the same run:
             every ready task to it and its pool of 8 admits them in turn.
   temporal1 the Temporal executor, one worker host running 8 attempts at once (the other stopped)
   temporal2 the Temporal executor, two worker hosts running 4 each
-  The Temporal executor keeps the role's [core] parallelism (twice the workers' 8 slots): 8 attempts
-  run and 8 wait on the task queue, as the airflow role sets it up.
+  edge      EdgeExecutor (apache-airflow-providers-edge3), one edge worker of concurrency 8 on a
+            worker host, talking to the api-server over HTTPS
+  celery    CeleryExecutor (apache-airflow-providers-celery), one Celery worker of concurrency 8 on a
+            worker host, Redis (Debian's package) on the core host as broker and result backend
+  The remote engines (Temporal, Edge, Celery) get the same admission: [core] parallelism 16, twice the
+  8 slots, as the airflow role sets it for Temporal: 8 attempts run and 8 wait in the engine's queue.
 Workloads: `noop` (100 independent no-op tasks: throughput) and `chain` (20 dependent no-op tasks:
 latency per task). Timing is Airflow's own: the run's first queued_when to its last end_date.
 CPU is the CPU time of all three test hosts' cgroups during the run, per task.
 Each round runs every engine once, in turn (a discarded warm-up run after each switch); QA_BENCH_ROUNDS
-rounds (5). Printed: median and range per engine and workload, then the medians as ratios on one line.
+rounds (5); QA_BENCH_ENGINES picks engines (all). Printed: median and range per engine and workload,
+then the medians as ratios on one line.
 """
 
 from __future__ import annotations
@@ -72,7 +77,20 @@ bench_chain()
     "bench_warm": FAN.format(dag_id="bench_warm", n=SLOTS),
 }
 SCHEDULER_DROPIN = "/etc/systemd/system/airflow-scheduler.service.d/bench.conf"
+API_DROPIN = "/etc/systemd/system/airflow-api-server.service.d/bench.conf"
 WORKER_DROPIN = "/etc/systemd/system/airflow-temporal-worker.service.d/bench.conf"
+# The scheduler's settings for one engine: a file read after orchestrator.env, whose values it overrides.
+SCHEDULER_ENV = "/etc/airflow/bench.env"
+# What an Edge or Celery worker reads besides airflow.env (root:airflow 0640: it holds the JWT secret).
+WORKER_ENV = "/etc/airflow/bench-worker.env"
+REMOTE_PARALLELISM = 2 * SLOTS
+ENGINES = ["local", "temporal1", "temporal2", "edge", "celery"]
+EXECUTORS = {
+    "edge": "airflow.providers.edge3.executors.EdgeExecutor",
+    "celery": "airflow.providers.celery.executors.celery_executor.CeleryExecutor",
+}
+BROKER = "redis://%s:6379/0" % CORE
+RESULTS = "redis://%s:6379/1" % CORE
 
 
 def on(host, script):
@@ -105,12 +123,39 @@ def dropin(host, path, text):
            % text.replace("'", ""))
 
 
+def write_env(host, path, values):
+    """A root:airflow 0640 environment file (values come from the stack's own files; no quotes in them)."""
+    body = "".join("%s=%s\n" % item for item in sorted(values.items()))
+    on(host, "umask 027; printf '%%s' '%s' > %s; chown root:airflow %s" % (body.replace("'", ""), path, path))
+
+
+def remote_worker(name):
+    """Start the Edge or Celery worker of `name` on the first worker host (a transient unit with the
+    services' user, environment and working directory); None stops both."""
+    host = WORKERS[0]
+    on(host, "systemctl stop bench-edge-worker bench-celery-worker 2>/dev/null || true; "
+             "systemctl reset-failed bench-edge-worker bench-celery-worker 2>/dev/null || true")
+    if name is None:
+        return
+    venv = on(host, "systemctl show -p ExecStart airflow-temporal-worker | grep -o 'path=[^ ;]*' | cut -d= -f2")
+    airflow = os.path.join(os.path.dirname(venv), "airflow")
+    argv = [airflow, "edge", "worker", "--concurrency", str(SLOTS)] if name == "edge" else \
+        [airflow, "celery", "worker", "--concurrency", str(SLOTS)]
+    on(host, "systemd-run --unit bench-%s-worker --uid airflow --gid airflow --working-directory /var/lib/airflow "
+             "-p EnvironmentFile=/etc/airflow/airflow.env -p EnvironmentFile=%s %s" % (name, WORKER_ENV, " ".join(argv)))
+
+
 def switch(name):
     """Set the stack up for one engine configuration (see the module's docstring)."""
-    local = name == "local"
-    dropin(CORE, SCHEDULER_DROPIN, "[Service]\nEnvironment=AIRFLOW__CORE__PARALLELISM=%d\n" % SLOTS if local else None)
-    engine("airflow" if local else "temporal")
+    temporal = name.startswith("temporal")
+    settings = {"AIRFLOW__CORE__PARALLELISM": SLOTS if name == "local" else REMOTE_PARALLELISM}
+    if name in EXECUTORS:
+        settings["AIRFLOW__CORE__EXECUTOR"] = EXECUTORS[name]
+        settings.update(AIRFLOW__CELERY__BROKER_URL=BROKER, AIRFLOW__CELERY__RESULT_BACKEND=RESULTS)
+    write_env(CORE, SCHEDULER_ENV, settings)
+    engine("temporal" if temporal else "airflow")
     on(CORE, "systemctl restart airflow-scheduler")
+    remote_worker(name if name in EXECUTORS else None)
     if name == "temporal1":
         venv = on(WORKERS[0], "systemctl show -p ExecStart airflow-temporal-worker | grep -o 'path=[^ ;]*' | cut -d= -f2")
         dropin(WORKERS[0], WORKER_DROPIN, "[Service]\nExecStart=\nExecStart=%s --concurrency %d\n" % (venv, SLOTS))
@@ -119,7 +164,24 @@ def switch(name):
     else:
         dropin(WORKERS[0], WORKER_DROPIN, None)
         for host in WORKERS:
-            on(host, "systemctl restart airflow-temporal-worker" if not local else "systemctl stop airflow-temporal-worker")
+            on(host, "systemctl restart airflow-temporal-worker" if temporal else "systemctl stop airflow-temporal-worker")
+
+
+def setup_engines():
+    """Once: the scheduler reads SCHEDULER_ENV; the api-server serves the Edge workers' API; the Edge and
+    Celery workers get the api-server's JWT secret (Edge signs its calls with it), the Edge API's URL, the
+    broker and the stack's CA (the api-server's certificate is signed by it)."""
+    dropin(CORE, SCHEDULER_DROPIN, "[Service]\nEnvironmentFile=-%s\n" % SCHEDULER_ENV)
+    write_env(CORE, SCHEDULER_ENV, {})
+    dropin(CORE, API_DROPIN, "[Service]\nEnvironment=AIRFLOW__EDGE__API_ENABLED=True\n")
+    on(CORE, "systemctl restart airflow-api-server")
+    jwt = on(CORE, "grep '^AIRFLOW__API_AUTH__JWT_SECRET=' /etc/airflow/airflow.env").split("=", 1)[1].strip('"')
+    execution = on(WORKERS[0], "sed -n 's/^execution_api_server_url *= *//p' /etc/airflow/airflow.cfg")
+    write_env(WORKERS[0], WORKER_ENV, {
+        "AIRFLOW__API_AUTH__JWT_SECRET": jwt,
+        "AIRFLOW__EDGE__API_URL": execution.replace("/execution/", "/edge_worker/v1/rpcapi"),
+        "AIRFLOW__CELERY__BROKER_URL": BROKER, "AIRFLOW__CELERY__RESULT_BACKEND": RESULTS,
+        "SSL_CERT_FILE": "/etc/airflow/ca.crt", "REQUESTS_CA_BUNDLE": "/etc/airflow/ca.crt"})
 
 
 def wait_healthy(api):
@@ -189,7 +251,11 @@ def main():
             time.sleep(3)
         api.call("PATCH", "dags/" + dag_id, {"is_paused": False})
 
-    engines = ["local", "temporal1", "temporal2"]
+    setup_engines()
+    engines = [name for name in os.environ.get("QA_BENCH_ENGINES", ",".join(ENGINES)).split(",") if name]
+    if set(engines) - set(ENGINES) or "local" not in engines:
+        raise SystemExit("QA_BENCH_ENGINES is a comma-separated list of %s that includes local (the ratios' "
+                         "base); it is %r" % (", ".join(ENGINES), ",".join(engines)))
     noop = {name: [] for name in engines}
     chain = {name: [] for name in engines}
     for round_ in range(ROUNDS):
@@ -202,6 +268,7 @@ def main():
             print("round %d %-9s noop %5.1f s %5.1f CPU-s, chain %5.1f s" % (
                 round_ + 1, name, noop[name][-1][0], noop[name][-1][1], chain[name][-1][0]), flush=True)
     switch("temporal2")
+    remote_worker(None)
     time.sleep(int(os.environ.get("QA_IDLE_SECONDS", "60")))
     server = rss_mib(CORE, "temporal server start-dev")
     worker = rss_mib(WORKERS[0], "qubinode-temporal-worker")
@@ -214,7 +281,8 @@ def main():
     print("Temporal engine, %d cores, %d task slots per engine, %d rounds; median (range)" % (
         os.cpu_count(), SLOTS, ROUNDS))
     labels = {"local": "LocalExecutor", "temporal1": "Temporal, one worker host x 8",
-              "temporal2": "Temporal, two worker hosts x 4"}
+              "temporal2": "Temporal, two worker hosts x 4", "edge": "EdgeExecutor, one worker x 8",
+              "celery": "CeleryExecutor, one worker x 8"}
     print("  %d independent no-op tasks, first queued to last end:" % N)
     for name in engines:
         print("    %-32s %s   %.2f CPU-s per task" % (labels[name], summary(wall[name]), median(cpu[name])))
@@ -223,11 +291,19 @@ def main():
         print("    %-32s %s" % (labels[name], summary(per_step[name])))
     print("  idle RSS: Temporal server %.0f MiB, one worker process %.0f MiB, its task runner %.0f MiB"
           % (server, worker, runner))
-    best = min(("temporal1", "temporal2"), key=lambda name: median(wall[name]))
-    print("RATIOS temporal/local=%.2f cpu_per_task/local=%.2f chain/local=%.2f (temporal: %s; throughput ratios "
-          "above 1 mean Temporal is faster)" % (
-              median(wall["local"]) / median(wall[best]), median(cpu[best]) / median(cpu["local"]),
-              median(per_step[best]) / median(per_step["local"]), labels[best]))
+    temporal = [name for name in engines if name.startswith("temporal")]
+    if not temporal:
+        return 0
+    best = min(temporal, key=lambda name: median(wall[name]))
+    # Throughput ratios: the other engine's time over Temporal's (above 1: Temporal is faster).
+    ratios = ["temporal/local=%.2f" % (median(wall["local"]) / median(wall[best]))]
+    ratios += ["temporal/%s=%.2f" % (name, median(wall[name]) / median(wall[best]))
+               for name in ("edge", "celery") if name in engines]
+    ratios += ["cpu_per_task/local=%.2f" % (median(cpu[best]) / median(cpu["local"])),
+               "chain/local=%.2f" % (median(per_step[best]) / median(per_step["local"]))]
+    print("RATIOS %s (temporal: %s; throughput ratios above 1 mean Temporal is faster)"
+          % (" ".join(ratios), labels[best]))
+    return 0
 
 
 if __name__ == "__main__":
