@@ -76,7 +76,7 @@ bench-registration: bootstrap ## 500 connections in one task vs a loop of `airfl
 bench-dag-repo: bootstrap ## git push until the new DAG is served: pinned, tracking with/without refresh request
 	@$(HACK)/bench-dag-repo.sh
 
-bench-temporal: bootstrap ## LocalExecutor vs Temporal, 8 slots each: 100 no-op tasks, a chain of 20, CPU per task
+bench-temporal: bootstrap ## Temporal vs LocalExecutor, Edge and Celery, 8 slots each: 100 no-op tasks, a chain of 20, CPU per task
 	@$(HACK)/bench-temporal.sh
 
 bench-airflow-side: bootstrap ## git push -> DAG served via the webhook, tracking and pinned (p50/p95); AnsibleRoleOperator overhead
