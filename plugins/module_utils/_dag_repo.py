@@ -186,8 +186,12 @@ class Git:
     def close(self):
         shutil.rmtree(self._tmp, ignore_errors=True)
 
+    def _git(self, args, cwd=None):
+        """(rc, stdout, stderr) of git with `args`, with the credentials' environment."""
+        return run(["git"] + args, cwd=cwd or self._tmp, environ_update=self.env)
+
     def run(self, args, cwd=None, what="git", check=True):
-        rc, out, err = run(["git"] + args, cwd=cwd or self._tmp, environ_update=self.env)
+        rc, out, err = self._git(args, cwd)
         if rc != 0 and check:
             raise RepoError("%s failed for %s: %s" % (what, self.url, (err or out).strip()[-800:]))
         return out if check else rc
@@ -221,8 +225,7 @@ class Git:
         """Whether `path` (already checked) is a directory of the repository at `commit`."""
         if not path or not SHA_RE.match(commit):
             return False
-        rc, out, _err = run(["git", "--git-dir", mirror, "cat-file", "-t", "--end-of-options",
-                             "%s:%s" % (commit, path)], cwd=self._tmp, environ_update=self.env)
+        rc, out, _err = self._git(["--git-dir", mirror, "cat-file", "-t", "--end-of-options", "%s:%s" % (commit, path)])
         return rc == 0 and out.strip() == "tree"
 
     def read_file(self, mirror, commit, path, limit):
@@ -230,19 +233,17 @@ class Git:
         there is none. A symbolic link or a directory is not read; a file larger than `limit` bytes is refused."""
         if not path or not SHA_RE.match(commit):
             return None
-        rc, out, _err = run(["git", "--git-dir", mirror, "ls-tree", "-z", "--end-of-options", commit,
-                             "--", ":(literal)%s" % path], cwd=self._tmp, environ_update=self.env)
+        rc, out, _err = self._git(["--git-dir", mirror, "ls-tree", "-z", "--end-of-options", commit,
+                                   "--", ":(literal)%s" % path])
         entry = out.split("\0", 1)[0] if rc == 0 else ""
         meta, _tab, name = entry.partition("\t")
         fields = meta.split(" ")
         if name != path or len(fields) != 3 or fields[0] not in ("100644", "100755") or fields[1] != "blob":
             return None
-        rc, out, err = run(["git", "--git-dir", mirror, "cat-file", "-s", fields[2]], cwd=self._tmp,
-                           environ_update=self.env)
+        rc, out, err = self._git(["--git-dir", mirror, "cat-file", "-s", fields[2]])
         if rc != 0 or int(out.strip() or 0) > limit:
             raise RepoError("%s of %s at %s is larger than %d bytes: it is not read" % (path, self.url, commit[:12], limit))
-        rc, out, err = run(["git", "--git-dir", mirror, "cat-file", "blob", fields[2]], cwd=self._tmp,
-                           environ_update=self.env)
+        rc, out, err = self._git(["--git-dir", mirror, "cat-file", "blob", fields[2]])
         if rc != 0:
             raise RepoError("cannot read %s of %s at %s: %s" % (path, self.url, commit[:12], err.strip()))
         return out
