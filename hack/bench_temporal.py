@@ -129,6 +129,11 @@ def write_env(host, path, values):
     on(host, "umask 027; printf '%%s' '%s' > %s; chown root:airflow %s" % (body.replace("'", ""), path, path))
 
 
+def worker_command(host):
+    """The path of the Temporal worker's command on `host` (in the virtualenv's bin directory)."""
+    return on(host, "systemctl show -p ExecStart airflow-temporal-worker | grep -o 'path=[^ ;]*' | cut -d= -f2")
+
+
 def remote_worker(name):
     """Start the Edge or Celery worker of `name` on the first worker host (a transient unit with the
     services' user, environment and working directory); None stops both."""
@@ -137,8 +142,7 @@ def remote_worker(name):
              "systemctl reset-failed bench-edge-worker bench-celery-worker 2>/dev/null || true")
     if name is None:
         return
-    venv = on(host, "systemctl show -p ExecStart airflow-temporal-worker | grep -o 'path=[^ ;]*' | cut -d= -f2")
-    airflow = os.path.join(os.path.dirname(venv), "airflow")
+    airflow = os.path.join(os.path.dirname(worker_command(host)), "airflow")
     argv = [airflow, "edge", "worker", "--concurrency", str(SLOTS)] if name == "edge" else \
         [airflow, "celery", "worker", "--concurrency", str(SLOTS)]
     on(host, "systemd-run --unit bench-%s-worker --uid airflow --gid airflow --working-directory /var/lib/airflow "
@@ -157,8 +161,8 @@ def switch(name):
     on(CORE, "systemctl restart airflow-scheduler")
     remote_worker(name if name in EXECUTORS else None)
     if name == "temporal1":
-        venv = on(WORKERS[0], "systemctl show -p ExecStart airflow-temporal-worker | grep -o 'path=[^ ;]*' | cut -d= -f2")
-        dropin(WORKERS[0], WORKER_DROPIN, "[Service]\nExecStart=\nExecStart=%s --concurrency %d\n" % (venv, SLOTS))
+        dropin(WORKERS[0], WORKER_DROPIN, "[Service]\nExecStart=\nExecStart=%s --concurrency %d\n"
+               % (worker_command(WORKERS[0]), SLOTS))
         on(WORKERS[0], "systemctl restart airflow-temporal-worker")
         on(WORKERS[1], "systemctl stop airflow-temporal-worker")
     else:
