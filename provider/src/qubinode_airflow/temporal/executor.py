@@ -27,6 +27,7 @@ if the scheduler's loop calls it again, raises the SystemExit there (see _guard_
 from __future__ import annotations
 
 import asyncio
+import math
 import queue
 import signal
 import threading
@@ -69,6 +70,7 @@ EXECUTION_SLACK = 3600
 CAPACITY_EVERY = 600.0
 # Seconds between two warnings that attempts stay queued because Temporal does not answer.
 WARN_EVERY = 60.0
+NEVER = -math.inf
 # Answers that mean "not now": the attempt stays queued (or adopted) and is tried again.
 TRANSIENT = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
                        RPCStatusCode.ABORTED, RPCStatusCode.CANCELLED, RPCStatusCode.UNKNOWN, RPCStatusCode.INTERNAL})
@@ -125,8 +127,10 @@ class TemporalExecutor(BaseExecutor):
         self._client: Client | None = None
         self._results: queue.SimpleQueue = queue.SimpleQueue()
         self._workflows: dict[TaskInstanceKey, str] = {}
-        self._warned = 0.0
-        self._capacity_checked = 0.0
+        # When the last warning and capacity check were (time.monotonic()); never yet: the monotonic clock
+        # starts near 0 when the host boots, so 0.0 would mean "just now" on a host up for less than a minute.
+        self._warned = NEVER
+        self._capacity_checked = NEVER
         self._stop_signal = 0
         self._ending = False
 
@@ -211,8 +215,7 @@ class TemporalExecutor(BaseExecutor):
                              "trying again on every heartbeat", len(waiting), self.settings.address, waiting[0][0],
                              waiting[0][1] or "no answer")
         elif not waiting:
-            self._warned = 0.0
-        self._capacity_checked = 0.0
+            self._warned = NEVER
 
     async def _start_batch(self, batch) -> dict:
         """Start the batch's workflows at once; each key maps to None (started) or its error."""
@@ -252,6 +255,10 @@ class TemporalExecutor(BaseExecutor):
             self.log.debug("could not describe task queue %s: %s", self.settings.task_queue, e)
             return
         total = worker_concurrency([(poller.identity, poller.last_access_time.ToSeconds()) for poller in answer.pollers])
+        if not total:
+            # No worker polls yet (the scheduler started first): check again with the next batch.
+            self._capacity_checked = NEVER
+            return
         if total and self.parallelism and self.parallelism < 2 * total:
             self.log.warning("[core] parallelism is %d, below twice the %d attempts the workers polling %s run at "
                              "once: workers will wait for work; set it (airflow_parallelism) to at least %d",
