@@ -10,8 +10,9 @@ Every engine gets the same 8 task slots, on the same stack, in the same run:
             worker host, talking to the api-server over HTTPS
   celery    CeleryExecutor (apache-airflow-providers-celery), one Celery worker of concurrency 8 on a
             worker host, Redis (Debian's package) on the core host as broker and result backend
-  The remote engines (Temporal, Edge, Celery) get the same admission: [core] parallelism 16, twice the
-  8 slots, as the airflow role sets it for Temporal: 8 attempts run and 8 wait in the engine's queue.
+  The remote engines (Temporal, Edge, Celery) get the same admission: [core] parallelism 32, four times
+  the 8 slots, as the airflow role sets it for Temporal: 8 attempts run and up to 24 wait in the engine's
+  queue (QA_BENCH_PARALLELISM sets another).
 Workloads: `noop` (100 independent no-op tasks: throughput) and `chain` (20 dependent no-op tasks:
 latency per task). Timing is Airflow's own: the run's first queued_when to its last end_date.
 CPU is the CPU time of all three test hosts' cgroups during the run, per task.
@@ -83,7 +84,7 @@ WORKER_DROPIN = "/etc/systemd/system/airflow-temporal-worker.service.d/bench.con
 SCHEDULER_ENV = "/etc/airflow/bench.env"
 # What an Edge or Celery worker reads besides airflow.env (root:airflow 0640: it holds the JWT secret).
 WORKER_ENV = "/etc/airflow/bench-worker.env"
-REMOTE_PARALLELISM = 2 * SLOTS
+REMOTE_PARALLELISM = int(os.environ.get("QA_BENCH_PARALLELISM", str(4 * SLOTS)))
 ENGINES = ["local", "temporal1", "temporal2", "edge", "celery"]
 EXECUTORS = {
     "edge": "airflow.providers.edge3.executors.EdgeExecutor",
@@ -212,7 +213,8 @@ def cpu_seconds():
 
 
 def run_once(api, dag_id):
-    """(seconds from the first queued to the last end, CPU-seconds of the hosts) of one run of dag_id."""
+    """(seconds from the first queued to the last end, CPU-seconds of the hosts, where the time went) of one
+    run of dag_id."""
     before = cpu_seconds()
     status, run = api.call("POST", "dags/%s/dagRuns" % dag_id, {"logical_date": None})
     assert status == 200, (status, run)
@@ -229,7 +231,15 @@ def run_once(api, dag_id):
     tis = body["task_instances"]
     first = min(when(ti["queued_when"]) for ti in tis if ti.get("queued_when"))
     last = max(when(ti["end_date"]) for ti in tis)
-    return (last - first).total_seconds(), cpu
+    wall = (last - first).total_seconds()
+    # Where the time went: attempts running on average (of the 8 slots), and per task the wait from queued
+    # to its start on a worker and its run from start to end.
+    running = sum((when(ti["end_date"]) - when(ti["start_date"])).total_seconds() for ti in tis)
+    waits = [(when(ti["start_date"]) - when(ti["queued_when"])).total_seconds() for ti in tis if ti.get("queued_when")]
+    detail = "%.1f running on average, queued to start %.2f s, start to end %.2f s (medians)" % (
+        running / wall, statistics.median(waits),
+        statistics.median((when(ti["end_date"]) - when(ti["start_date"])).total_seconds() for ti in tis))
+    return wall, cpu, detail
 
 
 def rss_mib(host, pattern):
@@ -269,8 +279,9 @@ def main():
             run_once(api, "bench_warm")
             noop[name].append(run_once(api, "bench_noop"))
             chain[name].append(run_once(api, "bench_chain"))
-            print("round %d %-9s noop %5.1f s %5.1f CPU-s, chain %5.1f s" % (
-                round_ + 1, name, noop[name][-1][0], noop[name][-1][1], chain[name][-1][0]), flush=True)
+            print("round %d %-9s noop %5.1f s %5.1f CPU-s, chain %5.1f s; noop: %s" % (
+                round_ + 1, name, noop[name][-1][0], noop[name][-1][1], chain[name][-1][0], noop[name][-1][2]),
+                flush=True)
     switch("temporal2")
     remote_worker(None)
     time.sleep(int(os.environ.get("QA_IDLE_SECONDS", "60")))
@@ -279,9 +290,9 @@ def main():
     runner = rss_mib(WORKERS[0], "qubinode_airflow.temporal.forkserver")
 
     median = statistics.median
-    wall = {name: [w for w, unused in noop[name]] for name in engines}
-    cpu = {name: [c / N for unused, c in noop[name]] for name in engines}
-    per_step = {name: [w / CHAIN for w, unused in chain[name]] for name in engines}
+    wall = {name: [w for w, unused, unused in noop[name]] for name in engines}
+    cpu = {name: [c / N for unused, c, unused in noop[name]] for name in engines}
+    per_step = {name: [w / CHAIN for w, unused, unused in chain[name]] for name in engines}
     print("Temporal engine, %d cores, %d task slots per engine, %d rounds; median (range)" % (
         os.cpu_count(), SLOTS, ROUNDS))
     labels = {"local": "LocalExecutor", "temporal1": "Temporal, one worker host x 8",

@@ -211,9 +211,9 @@ def test_a_worker_holds_no_jwt_secret_and_its_config_does_not_change_with_a_rota
     assert [key[1] for key in keyring(during)] == ["jwt-secret", "old-secret"]
 
 
-@pytest.mark.parametrize("engine, parallelism", [("airflow", "8"), ("temporal", "28")])
+@pytest.mark.parametrize("engine, parallelism", [("airflow", "8"), ("temporal", "56")])
 def test_with_temporal_parallelism_keeps_a_backlog_for_the_workers(run_playbook, tmp_path, engine, parallelism):
-    """Twice the workers' total concurrency (6 + the default 4 twice), so no worker waits for the scheduler."""
+    """Four times the workers' total concurrency (6 + the default 4 twice), so no worker waits for the scheduler."""
     inventory = tmp_path / "hosts.ini"
     inventory.write_text("[airflow_workers]\nw1 temporal_worker_concurrency=6\nw2\nw3\n")
     result = run_playbook("""
