@@ -234,11 +234,10 @@ def run_once(api, dag_id):
     wall = (last - first).total_seconds()
     # Where the time went: attempts running on average (of the 8 slots), and per task the wait from queued
     # to its start on a worker and its run from start to end.
-    running = sum((when(ti["end_date"]) - when(ti["start_date"])).total_seconds() for ti in tis)
+    runs = [(when(ti["end_date"]) - when(ti["start_date"])).total_seconds() for ti in tis]
     waits = [(when(ti["start_date"]) - when(ti["queued_when"])).total_seconds() for ti in tis if ti.get("queued_when")]
     detail = "%.1f running on average, queued to start %.2f s, start to end %.2f s (medians)" % (
-        running / wall, statistics.median(waits),
-        statistics.median((when(ti["end_date"]) - when(ti["start_date"])).total_seconds() for ti in tis))
+        sum(runs) / wall, statistics.median(waits), statistics.median(runs))
     return wall, cpu, detail
 
 

@@ -259,7 +259,7 @@ class TemporalExecutor(BaseExecutor):
             # No worker polls yet (the scheduler started first): check again with the next batch.
             self._capacity_checked = NEVER
             return
-        if total and self.parallelism and self.parallelism < 2 * total:
+        if self.parallelism and self.parallelism < 2 * total:
             self.log.warning("[core] parallelism is %d, below twice the %d attempts the workers polling %s run at "
                              "once: workers will wait for work; set it (airflow_parallelism) to at least %d",
                              self.parallelism, total, self.settings.task_queue, 2 * total)

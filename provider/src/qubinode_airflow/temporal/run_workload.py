@@ -73,6 +73,7 @@ def warm() -> None:
     from airflow.sdk.execution_time import supervisor  # noqa: F401 - imported for the forks
 
     _adapter()
+    notice_exit_promptly()  # patched once here, inherited by every fork
     for name in FOR_TASKS:
         try:
             importlib.import_module(name)
