@@ -42,7 +42,9 @@ STAND_IN = textwrap.dedent("""
             f.write("%d %f %f %d %d\\n" % (os.getpid(), WARMED, time.time(), os.getppid(), os.getsid(0)))
         if spec.get("grandchild"):
             import subprocess
-            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+            # Airflow 3.3's supervisor starts the task process in a process group of its own.
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                                     process_group=0 if spec.get("own_group") else None)
             with open(spec["grandchild"], "w") as f:
                 f.write("%d" % child.pid)
         time.sleep(spec.get("sleep", 0))
@@ -235,6 +237,99 @@ def test_cancelling_the_workflow_stops_the_task_process(temporal, queue, start_w
     assert wait_for(lambda: not alive(int(grandchild.read_text())), 5)
 
 
+def with_runner(tmp_path, monkeypatch, body, slot_attempts=None):
+    """Run `body(runners)` (a coroutine function) against a real task runner serving the stand-in."""
+    import asyncio
+
+    from qubinode_airflow.temporal.forkserver import ForkServer
+
+    (tmp_path / "stand_in.py").write_text(STAND_IN.format(started=str(tmp_path / "started")))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+
+    async def go():
+        runners = ForkServer("stand_in") if slot_attempts is None else ForkServer("stand_in", slot_attempts)
+        try:
+            return await body(runners)
+        finally:
+            await runners.close()
+
+    return asyncio.run(go())
+
+
+async def spec_of(**spec):
+    return json.dumps(spec).encode()
+
+
+@pytest.mark.parametrize("sig", ["TERM", "KILL"])
+def test_stopping_an_attempt_stops_a_task_process_in_a_process_group_of_its_own(sig, tmp_path, monkeypatch):
+    """Airflow 3.3's supervisor puts the task process in a process group of its own: stopping the attempt
+    must reach it too (a signal to the attempt's process group alone would leave it running)."""
+    import asyncio
+
+    marker, grandchild = tmp_path / "ran", tmp_path / "grandchild"
+
+    async def body(runners):
+        attempt = await runners.spawn(await spec_of(marker=str(marker), sleep=60, grandchild=str(grandchild),
+                                                    own_group=True))
+        for unused in range(100):
+            if grandchild.exists() and grandchild.read_text():
+                break
+            await asyncio.sleep(0.1)
+        task = int(grandchild.read_text())
+        assert os.getpgid(task) == task != os.getpgid(attempt.pid)
+        attempt.signal(getattr(signal, "SIG" + sig))
+        code = await asyncio.wait_for(attempt.wait(), 10)
+        # The next attempt runs in a process of its own: the stopped one's is not used again.
+        after = await runners.spawn(await spec_of(marker=str(marker)))
+        assert await asyncio.wait_for(after.wait(), 10) == 0 and after.pid != attempt.pid
+        return task, code
+
+    task, code = with_runner(tmp_path, monkeypatch, body)
+    assert code == -getattr(signal, "SIG" + sig)
+    assert wait_for(lambda: not alive(task), 5), "the task process in its own group survived SIG%s" % sig
+
+
+def test_a_stop_for_an_attempt_that_ended_never_reaches_the_next_one_in_its_process(tmp_path, monkeypatch):
+    import asyncio
+
+    marker = tmp_path / "ran"
+
+    async def body(runners):
+        first = await runners.spawn(await spec_of(marker=str(marker)))
+        assert await asyncio.wait_for(first.wait(), 10) == 0
+        second = await runners.spawn(await spec_of(marker=str(marker), sleep=2, exit=7))
+        assert second.pid == first.pid and second.seq == first.seq + 1
+        # A stop the worker decided before it read that the first attempt ended (it bypasses the
+        # returncode check of Attempt.signal: what reaches the server is what matters).
+        assert runners._kill(first.seq, signal.SIGKILL)
+        return await asyncio.wait_for(second.wait(), 10)
+
+    assert with_runner(tmp_path, monkeypatch, body) == 7
+
+
+def test_attempts_at_once_run_in_processes_of_their_own_and_each_is_replaced_after_its_share(tmp_path, monkeypatch):
+    import asyncio
+
+    marker = tmp_path / "ran"
+
+    async def body(runners):
+        together = [await runners.spawn(await spec_of(marker=str(marker), sleep=1)) for unused in range(2)]
+        assert [await asyncio.wait_for(a.wait(), 10) for a in together] == [0, 0]
+        assert together[0].pid != together[1].pid
+        used = []
+        for unused in range(3):
+            attempt = await runners.spawn(await spec_of(marker=str(marker)))
+            assert await asyncio.wait_for(attempt.wait(), 10) == 0
+            used.append(attempt.pid)
+        return together, used
+
+    together, used = with_runner(tmp_path, monkeypatch, body, slot_attempts=2)
+    # Two attempts per process: each of the two runs one more, then a new process takes over; those that had
+    # their share exit (the server holds no socket of theirs open elsewhere, in another fork).
+    assert sorted(used[:2]) == sorted(a.pid for a in together) and used[2] not in used[:2]
+    assert wait_for(lambda: not any(alive(a.pid) for a in together), 10)
+
+
 def test_settings_default_to_the_provider_info():
     from qubinode_airflow import get_provider_info
 
@@ -250,7 +345,7 @@ def wait_for(predicate, seconds=20):
     return predicate()
 
 
-def test_attempts_are_forks_of_one_runner_that_imported_once(temporal, queue, start_worker, tmp_path):
+def test_attempts_run_in_forks_of_one_runner_that_imported_once(temporal, queue, start_worker, tmp_path):
     worker = start_worker()
     started = tmp_path / "started"
     assert wait_for(lambda: len(lines(started)) == 1)  # warmed when the worker started, before any attempt
@@ -263,9 +358,9 @@ def test_attempts_are_forks_of_one_runner_that_imported_once(temporal, queue, st
     assert len(ran) == 3 and len(lines(started)) == 1  # three attempts, one import
     for pid, their_warm, unused, parent, session in ran:
         assert parent == server and their_warm == warmed  # a fork of the warm runner, not a new interpreter
-        assert session == pid  # in a session of its own
-        assert pid != server and not alive(int(pid))
-    assert len({line[0] for line in ran}) == 3
+        assert session == pid != server  # in a session of its own
+    # One after the other, they ran in the same fork, which waits for the next attempt.
+    assert len({line[0] for line in ran}) == 1 and alive(int(ran[0][0]))
     # The worker itself is not their parent: it never forks (its SDK core runs threads).
     assert int(server) != worker.pid
 

@@ -5,7 +5,7 @@
 The task supervisor installs signal handlers, which only the main thread of a process may do, so
 every attempt gets a process of its own (as Airflow's LocalExecutor and Edge worker do). The worker's
 fork server (forkserver.py) calls warm() once - importing Airflow is most of a short task's cost -
-then run() in a fresh fork per attempt. The workload, with its token, comes through a pipe, never on
+then run() once per attempt, in processes forked from it that each run one attempt after another. The workload, with its token, comes through a pipe, never on
 the command line, where `ps` would show it.
 run() returns the task process's exit code, or EXIT_REFUSED when Airflow will not start this attempt
 because it already runs or ran elsewhere.

@@ -5,10 +5,10 @@
     qubinode-temporal-worker [--concurrency N] [--drain-timeout SECONDS]
 
 Settings come from [qubinode_temporal] of airflow.cfg, the same file the scheduler reads. Each
-attempt runs in a child process of its own while the activity heartbeats to Temporal; if this worker
-dies, Temporal gives the attempt to another worker once the heartbeat is overdue. The children are
-forks of one task runner (forkserver.py) that imported Airflow once, when the worker started:
-importing Airflow is most of a short task's cost.
+attempt runs in a process of its own while the activity heartbeats to Temporal; if this worker dies,
+Temporal gives the attempt to another worker once the heartbeat is overdue. Those processes are forks
+of one task runner (forkserver.py), which imported Airflow once, when the worker started: importing
+Airflow is most of a short task's cost.
 
 A stop (SIGTERM or SIGINT) drains the worker: it takes no new attempt and waits up to the drain timeout
 for the running ones to end. Those still running then are stopped (SIGTERM, then SIGKILL after
@@ -43,7 +43,7 @@ log = logging.getLogger("qubinode_airflow.temporal.worker")
 STOP_GRACE = 30
 # Seconds a stopping worker waits for its running attempts by default (--drain-timeout).
 DRAIN_TIMEOUT = 600
-# The module each attempt's fork runs (tests put a stand-in for Airflow's task process here).
+# The module whose run() runs each attempt (tests put a stand-in for Airflow's task process here).
 RUNNER = "qubinode_airflow.temporal.run_workload"
 RUNNERS = None
 
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     except ValueError as e:
         parser.error(str(e))
     if args.prestart is not None:
-        log.warning("--prestart is ignored: every attempt is a fork of one task runner that imported Airflow once")
+        log.warning("--prestart is ignored: every attempt runs in a fork of one task runner that imported Airflow once")
     if args.drain_timeout < 0:
         parser.error("--drain-timeout must be 0 or more seconds, not %d" % args.drain_timeout)
     asyncio.run(serve(settings, args.concurrency or settings.worker_concurrency, drain_timeout=args.drain_timeout))
