@@ -271,9 +271,10 @@ def serve(fd: int, runner_name: str, slot_attempts: int = SLOT_ATTEMPTS) -> None
             sel.unregister(slot.pidfd)
             os.close(slot.pidfd)
             del slots[slot.pid]
-            unused, status = os.waitpid(slot.pid, 0)
-            # Whatever it left in its session (its task process, when the slot was killed) goes too.
+            # Whatever it left in its session (its task process, when the slot was killed) goes too; before it
+            # is reaped, while its pid, which names the session, cannot be reused.
             _signal_session(slot.pid, signal.SIGKILL)
+            unused, status = os.waitpid(slot.pid, 0)
             if slot.seq and listening:
                 _reply(sock, ENDED, slot.pid, os.waitstatus_to_exitcode(status) if code is None else code)
     sock.close()
@@ -287,7 +288,7 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def _session(sid: int) -> list[int]:
-    """The processes of session `sid` (Linux's /proc)."""
+    """The live processes of session `sid` (Linux's /proc); zombies are left out."""
     members = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -298,7 +299,7 @@ def _session(sid: int) -> list[int]:
                 fields = f.read().rsplit(b")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if len(fields) > 3 and int(fields[3]) == sid:
+        if len(fields) > 3 and int(fields[3]) == sid and fields[0] != b"Z":
             members.append(int(entry))
     return members
 
