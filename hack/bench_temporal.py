@@ -15,7 +15,8 @@ Every engine gets the same 8 task slots, on the same stack, in the same run:
   queue (QA_BENCH_PARALLELISM sets another).
 Workloads: `noop` (100 independent no-op tasks: throughput) and `chain` (20 dependent no-op tasks:
 latency per task). Timing is Airflow's own: the run's first queued_when to its last end_date.
-CPU is the CPU time of all three test hosts' cgroups during the run, per task.
+CPU is the CPU time of all three test hosts' cgroups during the run, per task; and, to show where it goes,
+per systemd unit (summed over the hosts, from /proc: a process's time and that of the children it reaped).
 Each round runs every engine once, in turn (a discarded warm-up run after each switch); QA_BENCH_ROUNDS
 rounds (5); QA_BENCH_ENGINES picks engines (all). Printed: median and range per engine and workload,
 then the medians as ratios on one line.
@@ -23,6 +24,7 @@ then the medians as ratios on one line.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -212,9 +214,42 @@ def cpu_seconds():
     return total
 
 
+# Prints {unit: CPU-seconds} of the processes alive on a host, each under the systemd unit of its cgroup
+# (cgroup v1's name=systemd hierarchy, or v2's); a process counts its own time and its reaped children's.
+UNIT_CPU = r'''
+import json, os
+hz = os.sysconf("SC_CLK_TCK")
+units = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            stat = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/%s/cgroup" % pid) as f:
+            groups = dict(line.split(":", 2)[1:] for line in f.read().splitlines())
+    except (OSError, ValueError):
+        continue
+    path = groups.get("name=systemd", groups.get("", "/")).rsplit("/", 1)[-1] or "/"
+    unit = path[:-len(".service")] if path.endswith(".service") else path
+    units[unit] = units.get(unit, 0) + sum(int(x) for x in stat[11:15]) / hz
+print(json.dumps(units))
+'''
+
+
+def unit_cpu():
+    """CPU-seconds per systemd unit, summed over the test hosts."""
+    units = {}
+    for host in HOSTS:
+        out = subprocess.run(["podman", "exec", "-i", host, "python3", "-"], input=UNIT_CPU, text=True,
+                             capture_output=True, check=True).stdout
+        for unit, seconds in json.loads(out).items():
+            units[unit] = units.get(unit, 0) + seconds
+    return units
+
+
 def run_once(api, dag_id):
-    """(seconds from the first queued to the last end, CPU-seconds of the hosts, where the time went) of one
-    run of dag_id."""
+    """(seconds from the first queued to the last end, CPU-seconds of the hosts, where the time went, CPU-seconds
+    per unit) of one run of dag_id."""
+    units_before = unit_cpu()
     before = cpu_seconds()
     status, run = api.call("POST", "dags/%s/dagRuns" % dag_id, {"logical_date": None})
     assert status == 200, (status, run)
@@ -224,6 +259,8 @@ def run_once(api, dag_id):
             break
         time.sleep(0.5)
     cpu = cpu_seconds() - before
+    units_after = unit_cpu()
+    per_unit = {unit: units_after[unit] - units_before.get(unit, 0) for unit in units_after}
     if state["state"] != "success":
         raise SystemExit("%s run %s ended %s" % (dag_id, run["dag_run_id"], state["state"]))
     _s, body = api.call("GET", "dags/%s/dagRuns/%s/taskInstances?limit=%d" % (dag_id, run["dag_run_id"], N + 10))
@@ -238,7 +275,7 @@ def run_once(api, dag_id):
     waits = [(when(ti["start_date"]) - when(ti["queued_when"])).total_seconds() for ti in tis if ti.get("queued_when")]
     detail = "%.1f running on average, queued to start %.2f s, start to end %.2f s (medians)" % (
         sum(runs) / wall, statistics.median(waits), statistics.median(runs))
-    return wall, cpu, detail
+    return wall, cpu, detail, per_unit
 
 
 def rss_mib(host, pattern):
@@ -289,9 +326,9 @@ def main():
     runner = rss_mib(WORKERS[0], "qubinode_airflow.temporal.forkserver")
 
     median = statistics.median
-    wall = {name: [w for w, unused, unused in noop[name]] for name in engines}
-    cpu = {name: [c / N for unused, c, unused in noop[name]] for name in engines}
-    per_step = {name: [w / CHAIN for w, unused, unused in chain[name]] for name in engines}
+    wall = {name: [run[0] for run in noop[name]] for name in engines}
+    cpu = {name: [run[1] / N for run in noop[name]] for name in engines}
+    per_step = {name: [run[0] / CHAIN for run in chain[name]] for name in engines}
     print("Temporal engine, %d cores, %d task slots per engine, %d rounds; median (range)" % (
         os.cpu_count(), SLOTS, ROUNDS))
     labels = {"local": "LocalExecutor", "temporal1": "Temporal, one worker host x 8",
@@ -300,6 +337,12 @@ def main():
     print("  %d independent no-op tasks, first queued to last end:" % N)
     for name in engines:
         print("    %-32s %s   %.2f CPU-s per task" % (labels[name], summary(wall[name]), median(cpu[name])))
+    print("  of which, per no-op task and systemd unit (all hosts, medians; 0.005 CPU-s and more):")
+    for name in engines:
+        units = {unit for run in noop[name] for unit in run[3]}
+        shares = {unit: median([run[3].get(unit, 0) for run in noop[name]]) / N for unit in units}
+        print("    %-32s %s" % (labels[name], ", ".join(
+            "%s %.3f" % item for item in sorted(shares.items(), key=lambda item: -item[1]) if item[1] >= 0.005)))
     print("  chain of %d no-op tasks, per task:" % CHAIN)
     for name in engines:
         print("    %-32s %s" % (labels[name], summary(per_step[name])))
