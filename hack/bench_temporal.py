@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -239,9 +240,7 @@ def unit_cpu():
     """CPU-seconds per systemd unit, summed over the test hosts."""
     units = {}
     for host in HOSTS:
-        out = subprocess.run(["podman", "exec", "-i", host, "python3", "-"], input=UNIT_CPU, text=True,
-                             capture_output=True, check=True).stdout
-        for unit, seconds in json.loads(out).items():
+        for unit, seconds in json.loads(on(host, "python3 -c %s" % shlex.quote(UNIT_CPU))).items():
             units[unit] = units.get(unit, 0) + seconds
     return units
 

@@ -219,10 +219,7 @@ def serve(fd: int, runner_name: str, slot_attempts: int = SLOT_ATTEMPTS) -> None
                     for slot in slots.values():
                         if slot.seq == seq:  # still running that attempt: never the one after it
                             slot.stopped = True
-                            if sig == signal.SIGKILL:
-                                _signal_session(slot.pid, sig)
-                            else:
-                                _signal(slot.pid, sig)
+                            _stop(slot.pid, sig)
                     continue
                 if msg != REQUEST or len(fds) != 1:
                     for extra in fds:
@@ -308,15 +305,25 @@ def _signal_session(pid: int, sig: int) -> None:
     """Signal every process of the session `pid` leads (the attempt, its task process in a process group of
     its own, and whatever they started); `pid` itself if it has not made its session yet. SIGKILL is sent
     until none is left, so a process forked meanwhile goes too."""
-    for unused in range(10):
+    for round_ in range(10):
         members = [member for member in _session(pid) if member != os.getpid()]
         if not members:
-            break
+            if round_ == 0:
+                _signal(pid, sig)
+            return
         for member in members:
             _signal(member, sig)
         if sig != signal.SIGKILL:
-            break
-    _signal(pid, sig)
+            return
+
+
+def _stop(pid: int, sig: int) -> None:
+    """Stop the attempt running in process `pid`: SIGKILL kills its whole session; another signal goes to
+    the process only (Airflow's supervisor passes it on to the task process, whose on_kill runs)."""
+    if sig == signal.SIGKILL:
+        _signal_session(pid, sig)
+    else:
+        _signal(pid, sig)
 
 
 def _reply(sock: socket.socket, kind: bytes, pid: int, code: int) -> None:
@@ -348,7 +355,7 @@ class Attempt:
         """Stop the attempt: SIGTERM lets Airflow's supervisor pass it on to the task process; SIGKILL kills
         the attempt's whole session. A no-op once the attempt ended."""
         if self.returncode is None and not self._server._kill(self.seq, sig):
-            _signal_session(self.pid, sig)  # the server is gone: nothing runs another attempt in that process
+            _stop(self.pid, sig)  # the server is gone: nothing runs another attempt in that process
 
 
 class ForkServer:
