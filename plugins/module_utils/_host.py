@@ -53,14 +53,36 @@ def service_manager(config_dir=CONFIG_DIR):
     return "podman" if read_runtime(config_dir)["runtime"] == "podman" else "systemctl"
 
 
+# The grace period of a container, in seconds: the podman role writes it on each from its service's definition.
+STOP_TIMEOUT_LABEL = "io.qubinode.airflow.stop-timeout"
+
+
+def manager_commands(module, verb, units, config_dir=CONFIG_DIR):
+    """The commands that VERB (start, stop, restart) `units`: `systemctl VERB UNITS...`, or for the podman runtime
+    `podman VERB CONTAINERS...`, a stop or restart giving each container its grace period (one command per period
+    in use): without `--time` podman kills after 10 s, a draining scheduler's running tasks with it."""
+    units = list(units)
+    if service_manager(config_dir) != "podman":
+        return [["systemctl", verb] + units]
+    if verb not in ("stop", "restart"):
+        return [["podman", verb] + units]
+    # A container that does not exist has no line (podman says so on stderr); its stop then fails as it would.
+    _rc, out, _e = run(["podman", "container", "inspect", "--format",
+                        '{{.Name}} {{index .Config.Labels "%s"}}' % STOP_TIMEOUT_LABEL] + units)
+    timeouts = dict(line.split() for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit())
+    groups = {}
+    for unit in units:
+        groups.setdefault(timeouts.get(unit), []).append(unit)
+    return [["podman", verb] + (["--time", timeout] if timeout else []) + names for timeout, names in groups.items()]
+
+
 def systemctl(module, verb, units, error, config_dir=CONFIG_DIR):
-    """`systemctl VERB UNITS...` (`podman VERB CONTAINERS...` for the podman runtime); raises `error`
-    (the caller's exception class) with the answer."""
-    if units:
-        manager = service_manager(config_dir)
-        rc, _o, err = module.run_command([manager, verb] + list(units))
+    """`systemctl VERB UNITS...` (`podman VERB CONTAINERS...` for the podman runtime, see manager_commands);
+    raises `error` (the caller's exception class) with the answer."""
+    for argv in manager_commands(module, verb, units, config_dir) if units else []:
+        rc, _o, err = module.run_command(argv)
         if rc != 0:
-            raise error("%s %s %s failed: %s" % (manager, verb, " ".join(units), err.strip()))
+            raise error("%s failed: %s" % (" ".join(argv), err.strip()))
 
 
 def run(args, cwd=None, environ_update=None):
@@ -156,14 +178,14 @@ def restart_with_cleanup(module, units, paths, error, config_dir=CONFIG_DIR, own
     remove = ["rm", "-rf", "--"] + list(paths)
     if owner and os.geteuid() == 0:
         remove = ["runuser", "-u", owner, "--"] + remove
-    manager = service_manager(config_dir)
     name = "qubinode-airflow-restart-%d" % os.getpid()
     if not units:
         if paths:
             module.run_command(remove)
     else:
-        clean = "%s; " % " ".join(shlex.quote(a) for a in remove) if paths else ""
-        script = "%s stop %s; %s%s start %s" % (manager, " ".join(units), clean, manager, " ".join(units))
+        script = "; ".join(" ".join(shlex.quote(a) for a in argv) for argv in
+                           manager_commands(module, "stop", units, config_dir) + ([remove] if paths else [])
+                           + manager_commands(module, "start", units, config_dir))
         rc, _o, err = module.run_command(
             ["systemd-run", "--unit", name, "--description", "qubinode.airflow: restart after a DAG bundle change",
              "--collect", "--wait", "--quiet", "--", "/bin/sh", "-c", script])
@@ -174,7 +196,7 @@ def restart_with_cleanup(module, units, paths, error, config_dir=CONFIG_DIR, own
         rc, _o, err = module.run_command(
             ["systemd-run", "--unit", name + "-scheduler", "--description",
              "qubinode.airflow: restart the scheduler after a DAG bundle change, once its running tasks end",
-             "--collect", "--quiet", "--", manager, "restart"] + later)
+             "--collect", "--quiet", "--"] + manager_commands(module, "restart", later, config_dir)[0])
         if rc != 0:
             raise error("restarting %s failed (%s); see journalctl -u %s-scheduler.service"
                         % (" ".join(later), err.strip() or "exit %d" % rc, name))

@@ -696,10 +696,20 @@ def test_a_worker_host_restarts_its_worker_for_a_new_repository_only(confdir):
 # -- the podman runtime ------------------------------------------------------------------------------
 
 @pytest.fixture
-def podman_confdir(confdir):
-    """A core host whose Airflow runs as containers: no units, runtime.json as the airflow role writes it."""
+def podman_confdir(confdir, tmp_path, monkeypatch):
+    """A core host whose Airflow runs as containers: no units, runtime.json as the airflow role writes it, and a
+    container engine whose containers carry the grace periods the podman role labels them with."""
     for unit in os.listdir(host.UNIT_DIR):
         os.remove(os.path.join(host.UNIT_DIR, unit))
+    engine = tmp_path / "engine"
+    engine.mkdir()
+    (engine / "podman").write_text(
+        '#!/bin/sh\n[ "$1 $2 $3 $4" = \'container inspect --format {{.Name}} {{index .Config.Labels '
+        '"%s"}}\' ] || exit 2\nshift 4\nfor c in "$@"; do case $c in\n'
+        '  airflow-scheduler) echo "$c 300";;\n  airflow-*) echo "$c 60";;\n'
+        '  *) echo "Error: no such container $c" >&2; rc=125;;\nesac; done\nexit ${rc:-0}\n' % host.STOP_TIMEOUT_LABEL)
+    (engine / "podman").chmod(0o755)
+    monkeypatch.setenv("PATH", "%s%s%s" % (engine, os.pathsep, os.environ["PATH"]))
     (confdir / "runtime.json").write_text(json.dumps(dict(
         runtime="podman", image="localhost/qubinode-airflow:3.3.2-0123456789ab", user="998:998",
         volumes=["/etc/airflow:/etc/airflow:ro", "/var/lib/airflow:/var/lib/airflow"],
@@ -708,11 +718,25 @@ def podman_confdir(confdir):
 
 
 def test_a_containerised_host_restarts_its_containers(podman_confdir):
+    """Each container stops within the grace period on its label: podman's default (10 s) would kill the
+    scheduler's running tasks."""
     changed, restarted, _b = dr.apply_to_host(Runner(), {"platform": repo("a" * 40)}, str(podman_confdir), USER, False)
     assert changed and set(restarted) == CORE_UNITS
     assert Runner.systemctl == []
-    assert [c[0] for c in Runner.podman] == ["stop", "start"]
-    assert set(Runner.podman[0][1:]) == CORE_UNITS == set(Runner.podman[1][1:])
+    assert [c[0] for c in Runner.podman] == ["stop", "stop", "start"]
+    assert Runner.podman[0][:3] == ["stop", "--time", "60"] and set(Runner.podman[0][3:]) == CORE_UNITS - {"airflow-scheduler"}
+    assert Runner.podman[1] == ["stop", "--time", "300", "airflow-scheduler"]
+    assert set(Runner.podman[2][1:]) == CORE_UNITS
+
+
+def test_a_container_without_a_grace_period_label_stops_as_podman_decides(podman_confdir):
+    """A container the engine does not know (or one without the label) gets no --time: its stop says why."""
+    runtime = json.loads((podman_confdir / "runtime.json").read_text())
+    runtime["containers"].append("airflow-temporal-worker")
+    (podman_confdir / "runtime.json").write_text(json.dumps(runtime))
+    assert host.manager_commands(Runner(), "stop", ["qa-gone", "airflow-scheduler"], str(podman_confdir)) == [
+        ["podman", "stop", "qa-gone"], ["podman", "stop", "--time", "300", "airflow-scheduler"]]
+    assert host.manager_commands(Runner(), "start", ["qa-gone"], str(podman_confdir)) == [["podman", "start", "qa-gone"]]
 
 
 def test_a_new_pin_restarts_no_container(podman_confdir):
