@@ -17,6 +17,7 @@ __metaclass__ = type
 
 import json
 import os
+import re
 import shlex
 import subprocess
 
@@ -66,10 +67,21 @@ def manager_commands(module, verb, units, config_dir=CONFIG_DIR):
         return [["systemctl", verb] + units]
     if verb not in ("stop", "restart"):
         return [["podman", verb] + units]
-    # A container that does not exist has no line (podman says so on stderr); its stop then fails as it would.
-    _rc, out, _e = run(["podman", "container", "inspect", "--format",
-                        '{{.Name}} {{index .Config.Labels "%s"}}' % STOP_TIMEOUT_LABEL] + units)
-    timeouts = dict(line.split() for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit())
+    # podman's JSON, not a --format line per container: a label is any text, and one holding a newline and another
+    # container's name would give that container its time. A container that does not exist is left out (podman says
+    # so on stderr); its stop then fails as it would. A label that is not whole seconds is not used.
+    _rc, out, _e = run(["podman", "container", "inspect"] + units)
+    try:
+        found = json.loads(out or "[]")
+    except ValueError:
+        found = []
+    timeouts = {}
+    for container in found if isinstance(found, list) else []:
+        if not isinstance(container, dict):
+            continue
+        timeout = ((container.get("Config") or {}).get("Labels") or {}).get(STOP_TIMEOUT_LABEL)
+        if container.get("Name") in units and isinstance(timeout, str) and re.match(r"[0-9]{1,6}\Z", timeout):
+            timeouts.setdefault(container["Name"], timeout)
     groups = {}
     for unit in units:
         groups.setdefault(timeouts.get(unit), []).append(unit)

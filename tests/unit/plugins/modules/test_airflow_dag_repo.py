@@ -703,11 +703,18 @@ def podman_confdir(confdir, tmp_path, monkeypatch):
         os.remove(os.path.join(host.UNIT_DIR, unit))
     engine = tmp_path / "engine"
     engine.mkdir()
+    # Answers `podman container inspect NAMES...` as podman does: a JSON list of the containers it has, an error on
+    # stderr (and 125) for the others. Besides the stack's containers it has two whose labels are hostile.
+    labels = {"airflow-scheduler": "300", "airflow-api-server": "60", "airflow-dag-processor": "60",
+              "airflow-triggerer": "60", "airflow-temporal-worker": "60",
+              "qa-newline": "1\nairflow-scheduler 1", "qa-shell": "5; rm -rf /", "qa-plain": None}
     (engine / "podman").write_text(
-        '#!/bin/sh\n[ "$1 $2 $3 $4" = \'container inspect --format {{.Name}} {{index .Config.Labels '
-        '"%s"}}\' ] || exit 2\nshift 4\nfor c in "$@"; do case $c in\n'
-        '  airflow-scheduler) echo "$c 300";;\n  airflow-*) echo "$c 60";;\n'
-        '  *) echo "Error: no such container $c" >&2; rc=125;;\nesac; done\nexit ${rc:-0}\n' % host.STOP_TIMEOUT_LABEL)
+        "#!%s\nimport json, sys\nLABELS = %r\nLABEL = %r\n"
+        "if sys.argv[1:3] != ['container', 'inspect']:\n    sys.exit(2)\n"
+        "known = [n for n in sys.argv[3:] if n in LABELS]\n"
+        "print(json.dumps([{'Name': n, 'Config': {'Labels': {LABEL: LABELS[n]} if LABELS[n] else None}} for n in known]))\n"
+        "for n in sys.argv[3:]:\n    if n not in LABELS:\n        sys.stderr.write('Error: no such container %%s\\n' %% n)\n"
+        "sys.exit(125 if len(known) < len(sys.argv[3:]) else 0)\n" % (sys.executable, labels, host.STOP_TIMEOUT_LABEL))
     (engine / "podman").chmod(0o755)
     monkeypatch.setenv("PATH", "%s%s%s" % (engine, os.pathsep, os.environ["PATH"]))
     (confdir / "runtime.json").write_text(json.dumps(dict(
@@ -731,12 +738,18 @@ def test_a_containerised_host_restarts_its_containers(podman_confdir):
 
 def test_a_container_without_a_grace_period_label_stops_as_podman_decides(podman_confdir):
     """A container the engine does not know (or one without the label) gets no --time: its stop says why."""
-    runtime = json.loads((podman_confdir / "runtime.json").read_text())
-    runtime["containers"].append("airflow-temporal-worker")
-    (podman_confdir / "runtime.json").write_text(json.dumps(runtime))
-    assert host.manager_commands(Runner(), "stop", ["qa-gone", "airflow-scheduler"], str(podman_confdir)) == [
-        ["podman", "stop", "qa-gone"], ["podman", "stop", "--time", "300", "airflow-scheduler"]]
+    assert host.manager_commands(Runner(), "stop", ["qa-gone", "qa-plain", "airflow-scheduler"], str(podman_confdir)) == [
+        ["podman", "stop", "qa-gone", "qa-plain"], ["podman", "stop", "--time", "300", "airflow-scheduler"]]
     assert host.manager_commands(Runner(), "start", ["qa-gone"], str(podman_confdir)) == [["podman", "start", "qa-gone"]]
+
+
+def test_a_hostile_grace_period_label_is_not_used(podman_confdir):
+    """A label is any text. One with a newline and another container's name must not give that container its time
+    (the scheduler would be killed after 1 s), and one with shell syntax must not reach the restart script: both
+    are ignored, and those containers stop as podman decides."""
+    units = ["airflow-scheduler", "qa-newline", "qa-shell"]
+    assert host.manager_commands(Runner(), "restart", units, str(podman_confdir)) == [
+        ["podman", "restart", "--time", "300", "airflow-scheduler"], ["podman", "restart", "qa-newline", "qa-shell"]]
 
 
 def test_a_new_pin_restarts_no_container(podman_confdir):
