@@ -199,3 +199,28 @@ def test_bad_worker_settings_are_refused_naming_the_variable_before_any_change(r
     assert result.rc != 0
     assert f"{var} ({value})" in result.output
     assert result.changed == 0 and not (tmp_path / "s.yml").exists()  # not even the secrets store
+
+
+@pytest.mark.parametrize("grace", ["1m30s", "90", "90s\n", "90s; rm -rf /"])
+def test_a_grace_period_podman_cannot_take_is_refused_before_any_change(run_playbook, tmp_path, grace):
+    """A service's stop_grace_period becomes the seconds of `podman stop --time`: refused, naming the service and
+    the field, before podman is installed or a compose file written."""
+    play = f"""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: qubinode.airflow.podman
+        tasks_from: service.yml
+      vars:
+        podman_compose_dir: {tmp_path}/compose
+        podman_component: qa
+        podman_services:
+          qa-ok: {{image: localhost/qa:1}}
+          qa-slow: {{image: localhost/qa:1, stop_grace_period: {json.dumps(grace)}}}
+"""
+    result = run_playbook(play)
+    assert result.rc != 0
+    assert "Service qa-slow of qa: stop_grace_period" in result.output
+    assert "is not whole seconds; give it as" in result.output
+    assert result.changed == 0 and not (tmp_path / "compose").exists()
