@@ -33,6 +33,9 @@ def test_stack_health_wiring():
     assert dag.get_task("health").playbook == "qubinode.airflow.health"
     assert dag.get_task("upgrade").check is False
     assert set(dag.get_task("upgrade").upstream_task_ids) == {"upgrade_vars"}
+    # Health and drift only read, so they run at the same time; an upgrade needs both to have passed.
+    assert dag.get_task("health").upstream_task_ids == set() and drift.upstream_task_ids == set()
+    assert set(dag.get_task("upgrade_requested").upstream_task_ids) == {"health", "report"}
     assert dag.params["upgrade"] is False
 
 

@@ -3,10 +3,11 @@
 """Health and drift of the qubinode.airflow stack, from inside Airflow; optionally its upgrade.
 
 1. `health`: the collection's read-only health playbook (every service runs and answers).
-2. `drift`: the site playbook in check mode. A converged stack reports no change; anything else is
-   drift (a hand edit, a missing package) and is listed in the task log and in the returned recap.
-3. `upgrade` (only with the param upgrade=true): the site playbook for real, with `airflow_version`
-   when given. It restarts the services it changes: run it with the Temporal engine on worker hosts
+2. `drift`, at the same time (both only read): the site playbook in check mode. A converged stack
+   reports no change; anything else is drift (a hand edit, a missing package) and is listed in the task
+   log and in the returned recap.
+3. `upgrade` (only with the param upgrade=true, and only once health and drift succeeded): the site
+   playbook for real, with `airflow_version` when given. It restarts the services it changes: run it with the Temporal engine on worker hosts
    that it does not touch (params.limit), or from AWX, not from the Airflow it restarts.
 
 The connection `qubinode_stack` (type qubinode_ansible) holds the stack's inventory (the groups
@@ -62,6 +63,5 @@ with DAG(
     upgrade = AnsiblePlaybookOperator(task_id="upgrade", playbook="qubinode.airflow.site", ansible_conn_id=STACK,
                                       limit="{{ params.limit }}", extra_vars=extra)
 
-    health >> drift
     summary = report(drift.output)
-    summary >> upgrade_requested() >> extra
+    [health, summary] >> upgrade_requested() >> extra
