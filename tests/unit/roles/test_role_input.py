@@ -163,6 +163,9 @@ RESTORE_PLAY = """
     ({"restore_set": "20261201T020000Z/../../x"}, 'restore_set must be latest (the default) or the name of a set'),
     ({"restore_set": "latest\n"}, 'restore_set must be latest (the default) or the name of a set'),
     ({"restore_force": "maybe"}, "restore_force must be true or false"),
+    ({"backup_copy_host": "nowhere"}, "backup_copy_host (nowhere) must be a host of the inventory"),
+    ({"backup_copy_host": "localhost", "backup_copy_dir": "/var/backups/../../etc"},
+     "backup_copy_dir ('/var/backups/../../etc') is not normalized"),
 ])
 def test_hostile_restore_vars_are_refused_before_any_change(run_playbook, tmp_path, extra, says):
     inventory = tmp_path / "inventory.yml"
