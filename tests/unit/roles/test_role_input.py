@@ -178,6 +178,40 @@ def test_hostile_restore_vars_are_refused_before_any_change(run_playbook, tmp_pa
     assert not (tmp_path / "backups").exists()
 
 
+@pytest.mark.parametrize("copy_host", [False, True])
+def test_a_missing_set_is_named_with_and_without_a_backup_host(run_playbook, tmp_path, copy_host):
+    """No set on the host (nor a copy): the restore says where it looked, before any change."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"airflow_core": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
+    extra = {"backup_dir": str(tmp_path / "backups")}
+    if copy_host:
+        extra.update(backup_copy_host="localhost", backup_copy_dir=str(tmp_path / "copies"))
+    result = run_playbook(RESTORE_PLAY, "-i", str(inventory), "-e", json.dumps(extra))
+    assert result.rc != 0
+    assert "No backup set latest in %s on localhost (sets: none)" % (tmp_path / "backups") in result.output
+    assert ("nor among its copies in %s/localhost on localhost (copies: none)" % (tmp_path / "copies")
+            in result.output) is copy_host
+    assert result.changed == 0
+    assert not (tmp_path / "backups").exists()
+
+
+def test_a_copy_that_names_a_path_outside_its_set_is_refused_before_any_copy(run_playbook, tmp_path):
+    """The backup host's manifest names the files a rebuilt host fetches: "../" in a name is refused."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"airflow_core": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
+    hostile = tmp_path / "copies" / "localhost" / "20990101T000000Z"
+    hostile.mkdir(parents=True)
+    (hostile / "manifest.json").write_text(json.dumps({"time": "2099-01-01T00:00:00+0000",
+                                                       "files": {"../../escaped": {"sha256": "0" * 64}}}))
+    extra = {"backup_dir": str(tmp_path / "backups"), "backup_copy_host": "localhost",
+             "backup_copy_dir": str(tmp_path / "copies")}
+    result = run_playbook(RESTORE_PLAY, "-i", str(inventory), "-e", json.dumps(extra))
+    assert result.rc != 0
+    assert "names files that are not plain file names" in result.output and "../../escaped" in result.output
+    assert result.changed == 0
+    assert not (tmp_path / "backups").exists() and not (tmp_path / "escaped").exists()
+
+
 @pytest.mark.parametrize(("extra", "says"), [
     ({"backup_copy_host": "nowhere"}, "backup_copy_host (nowhere) must be a host of the inventory"),
     ({"backup_copy_host": "localhost", "backup_copy_dir": "/var/backups/../../etc"},
