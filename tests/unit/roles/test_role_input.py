@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import stat
 
 import pytest
 
@@ -210,6 +212,49 @@ def test_a_copy_that_names_a_path_outside_its_set_is_refused_before_any_copy(run
     assert "names files that are not plain file names" in result.output and "../../escaped" in result.output
     assert result.changed == 0
     assert not (tmp_path / "backups").exists() and not (tmp_path / "escaped").exists()
+
+
+def write_set(directory, name, contents, files=None):
+    """A backup set as the backup command writes it: its files and a manifest with their SHA-256."""
+    directory.mkdir(parents=True, mode=0o700)
+    digests = {}
+    for file_name, data in (files or {}).items():
+        (directory / file_name).write_bytes(data)
+        digests[file_name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (directory / "manifest.json").write_text(json.dumps({"set": name, "time": "%s-%s-%sT%s:%s:%s+00:00" % (
+        name[:4], name[4:6], name[6:8], name[9:11], name[11:13], name[13:15]), "contents": contents, "files": digests}))
+
+
+def test_a_set_comes_back_from_the_backup_host_root_only_through_a_removed_controller_directory(
+        run_playbook, tmp_path):
+    """The rebuilt host's set is fetched from its copy (here on the same machine) and put in backup_dir 0700/0600;
+    the controller's directory is gone whatever happens next (here a wrong key stops the restore)."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"airflow_core": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
+    name = "20261201T020000Z"
+    write_set(tmp_path / "copies" / "localhost" / name, name, {"secrets": "encrypted"},
+              {"secrets.yml.cms": b"not a CMS message"})
+    temp = tmp_path / "controller-tmp"
+    temp.mkdir()
+    extra = {"backup_dir": str(tmp_path / "backups"), "backup_copy_host": "localhost",
+             "backup_copy_dir": str(tmp_path / "copies"), "restore_secrets_key": "not a key"}
+    os.environ["TMPDIR"] = str(temp)
+    try:
+        result = run_playbook(RESTORE_PLAY, "-i", str(inventory), "-e", json.dumps(extra))
+    finally:
+        del os.environ["TMPDIR"]
+    assert result.rc != 0
+    # The refusal of the key (its message is hidden: the task handles the store's content)
+    plays = json.loads(result.output[:result.output.rindex("}") + 1])["plays"]
+    failed = [t["task"]["name"] for play in plays for t in play["tasks"] if t["hosts"].get("localhost", {}).get("failed")]
+    assert failed == ["The key opens it"]
+    back = tmp_path / "backups" / name
+    assert sorted(p.name for p in back.iterdir()) == ["manifest.json", "secrets.yml.cms"]
+    assert (back / "secrets.yml.cms").read_bytes() == b"not a CMS message"
+    modes = {p: stat.S_IMODE(p.stat().st_mode) for p in [tmp_path / "backups", back, *back.iterdir()]}
+    assert modes == {tmp_path / "backups": 0o700, back: 0o700, **{p: 0o600 for p in back.iterdir()}}
+    assert {p.stat().st_uid for p in modes} == {0}
+    assert list(temp.iterdir()) == []
 
 
 @pytest.mark.parametrize(("extra", "says"), [
