@@ -101,6 +101,20 @@ def back_up_postgresql(cfg, into):
     return names
 
 
+def count_dag_runs(cfg):
+    """DAG runs in the metadata database (airflow), None when it cannot be read: a restore tells a set of a rebuilt,
+    empty stack from one with history by it."""
+    def query(sql):
+        proc = subprocess.run(postgres_argv(cfg, ["psql", "-X", "-At", "-d", "airflow", "-c", sql]),
+                              capture_output=True, text=True, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+    table = query("SELECT to_regclass('public.dag_run') IS NOT NULL")
+    if table != "t":
+        return None if table is None else 0
+    count = query("SELECT count(*) FROM dag_run")
+    return int(count) if count and count.isdigit() else None
+
+
 def back_up_sqlite(cfg, into):
     run_to_file(as_user(cfg["user"], ["python3", "-I", "-c", SQLITE_BACKUP, cfg["path"]]),
                 os.path.join(into, "temporal.sqlite"), f"the SQLite backup of {cfg['path']}")
@@ -184,7 +198,10 @@ def main():
         os.mkdir(partial, 0o700)
         contents = {}
         if cfg.get("postgresql"):
+            runs = count_dag_runs(cfg["postgresql"])
             contents["postgresql"] = back_up_postgresql(cfg["postgresql"], partial)
+            if runs is not None and "airflow" in contents["postgresql"]:
+                contents["airflow_dag_runs"] = runs
         if cfg.get("sqlite") and os.path.exists(cfg["sqlite"]["path"]):
             back_up_sqlite(cfg["sqlite"], partial)
             contents["temporal_sqlite"] = cfg["sqlite"]["path"]

@@ -225,6 +225,32 @@ def write_set(directory, name, contents, files=None):
         name[:4], name[4:6], name[6:8], name[9:11], name[11:13], name[13:15]), "contents": contents, "files": digests}))
 
 
+@pytest.mark.parametrize("newest_on_copy_host", [False, True])
+def test_the_newest_set_of_an_emptied_database_is_not_taken_for_latest(run_playbook, tmp_path, newest_on_copy_host):
+    """A rebuilt host's timer takes a set of its new, empty database before the restore: "latest" refuses it when
+    the set before holds DAG runs, naming both ways out, before anything is copied or changed."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"airflow_db": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
+    db = {"postgresql": ["airflow"]}
+    write_set(tmp_path / "backups" / "20261201T020000Z", "20261201T020000Z", dict(db, airflow_dag_runs=7))
+    newest = tmp_path / ("copies/localhost" if newest_on_copy_host else "backups") / "20261202T020000Z"
+    write_set(newest, "20261202T020000Z", dict(db, airflow_dag_runs=0))
+    extra = {"backup_dir": str(tmp_path / "backups"), "backup_copy_host": "localhost",
+             "backup_copy_dir": str(tmp_path / "copies")}
+    result = run_playbook(RESTORE_PLAY, "-i", str(inventory), "-e", json.dumps(extra))
+    assert result.rc != 0
+    assert ("The newest set of localhost, 20261202T020000Z, holds a metadata database without any DAG run, while the "
+            "set before it, 20261201T020000Z, holds 7") in result.output
+    assert "restore_set=20261201T020000Z (or restore_set=20261202T020000Z" in result.output
+    assert result.changed == 0
+    assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == (
+        ["20261201T020000Z"] if newest_on_copy_host else ["20261201T020000Z", "20261202T020000Z"])
+    # Named, the empty set passes this check (and fails later here: no PostgreSQL on this machine).
+    result = run_playbook(RESTORE_PLAY, "-i", str(inventory), "-e",
+                          json.dumps(dict(extra, restore_set="20261202T020000Z")))
+    assert result.rc != 0 and "without any DAG run" not in result.output
+
+
 def test_a_set_comes_back_from_the_backup_host_root_only_through_a_removed_controller_directory(
         run_playbook, tmp_path):
     """The rebuilt host's set is fetched from its copy (here on the same machine) and put in backup_dir 0700/0600;
