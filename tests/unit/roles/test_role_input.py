@@ -300,6 +300,18 @@ def test_bad_copy_settings_are_refused_before_a_backup_is_taken(run_playbook, tm
     assert result.stats.get("ok", 0) == 0  # not even the look for the backup configuration ran
 
 
+@pytest.mark.parametrize("copy_host", [None, ""])
+def test_without_a_backup_host_the_backup_copies_nothing(run_playbook, tmp_path, copy_host):
+    """Most sites name no backup host (or an empty one): the copy play is skipped, it does not fail."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"airflow_core": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
+    extra = {} if copy_host is None else {"backup_copy_host": copy_host}
+    result = run_playbook("- name: Back up\n  ansible.builtin.import_playbook: qubinode.airflow.backup\n",
+                          "-i", str(inventory), "-e", json.dumps(extra))
+    assert result.rc == 0, result.output[-2000:]
+    assert result.changed == 0
+
+
 @pytest.mark.parametrize(("var", "value"), [("temporal_worker_concurrency", 0), ("temporal_worker_drain_timeout", -1)])
 def test_bad_worker_settings_are_refused_naming_the_variable_before_any_change(run_playbook, tmp_path, var, value):
     result = run_playbook(PLAY.format(role="temporal_worker", store=tmp_path / "s.yml"), "-e",
